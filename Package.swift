@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+// percrec: a recording gateway and archiver for PERC conferences.
+// Targets follow the data flow (see README "Module map"): wire → crypto → keys → … → interfaces.
+import PackageDescription
+
+let package = Package(
+    name: "percrec",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "percrec", targets: ["percrec"]),
+        .executable(name: "percrec-bench", targets: ["percrec-bench"]),
+        .library(name: "RTPWire", targets: ["RTPWire"]),
+        .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "EKT", targets: ["EKT"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C shims: system libraries only (Debian -dev packages, found through pkg-config).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CVPX", pkgConfig: "vpx", providers: [.apt(["libvpx-dev"])]),
+        // libsrtp2 is an independent oracle for tests and the benchmark's peer; percrec never links it.
+        .systemLibrary(name: "CLibSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+
+        .target(name: "RTPWire"),
+        .target(name: "SRTP", dependencies: ["RTPWire", "COpenSSL"]),
+        .target(name: "EKT", dependencies: ["SRTP", "RTPWire", "COpenSSL"]),
+        .target(name: "Lab", dependencies: ["EKT", "SRTP", "RTPWire"]),
+        .executableTarget(
+            name: "percrec",
+            dependencies: ["Lab", "EKT", "SRTP", "RTPWire",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "percrec-bench",
+            dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP"]),
+
+        .testTarget(name: "RTPWireTests", dependencies: ["RTPWire"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP"]),
+        .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "Lab"]),
+    ]
+)
