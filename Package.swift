@@ -36,6 +36,7 @@ let package = Package(
             name: "percrec-bench",
             dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP"]),
 
+        .testTarget(name: "ShimTests", dependencies: ["COpenSSL", "COpus", "CVPX"]),
         .testTarget(name: "RTPWireTests", dependencies: ["RTPWire"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP"]),
         .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "Lab"]),
