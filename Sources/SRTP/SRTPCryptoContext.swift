@@ -187,7 +187,7 @@ public final class SRTPCryptoContext {
         }
         let e = stream.estimate(sequence: layout.sequenceNumber)
         if e.beforeStart { throw .tooOld(ssrc: layout.ssrc, index: e.index) }
-        switch stream.replay.check(e.index) {
+        switch stream.checkReplay(e.index) {
         case .fresh: break
         case .alreadySeen: throw .replayed(ssrc: layout.ssrc, index: e.index)
         case .tooOld: throw .tooOld(ssrc: layout.ssrc, index: e.index)
@@ -261,7 +261,7 @@ public final class SRTPCryptoContext {
         let word = loadBigEndian32(base, at: wordOffset)
         let encrypted = word & 0x8000_0000 != 0
         let index = word & 0x7FFF_FFFF
-        switch stream.rtcpReplay.check(UInt64(index)) {
+        switch stream.checkRTCPReplay(index) {
         case .fresh: break
         case .alreadySeen: throw .replayed(ssrc: ssrc, index: UInt64(index))
         case .tooOld: throw .tooOld(ssrc: ssrc, index: UInt64(index))

@@ -11,6 +11,16 @@ public final class SRTPSession {
     public let replayWindowSize: Int
     public let maxStreams: Int
     private var streams: [UInt32: SRTPStream] = [:]
+    // Most datagrams repeat the previous SSRC; this skips the hash lookup for them.
+    private var lastStream: SRTPStream?
+
+    @inline(__always)
+    private func cachedStream(_ ssrc: UInt32) -> SRTPStream? {
+        if let s = lastStream, s.ssrc == ssrc { return s }
+        let s = streams[ssrc]
+        if s != nil { lastStream = s }
+        return s
+    }
 
     /// Default replay window for recording: 1024 packets (RFC 3711 asks for at least 64).
     public static let defaultReplayWindow = 1024
@@ -31,7 +41,7 @@ public final class SRTPSession {
 
     /// The stream for `ssrc`, created if this side sends it. Throws when the bound is reached.
     public func outboundStream(for ssrc: UInt32, initialROC: UInt32 = 0) throws(SRTPError) -> SRTPStream {
-        if let s = streams[ssrc] { return s }
+        if let s = cachedStream(ssrc) { return s }
         guard streams.count < maxStreams else { throw .tooManyStreams(limit: maxStreams) }
         let s = SRTPStream(ssrc: ssrc, initialROC: initialROC, replayWindowSize: replayWindowSize)
         streams[ssrc] = s
@@ -39,7 +49,10 @@ public final class SRTPSession {
     }
 
     /// Drops the state for `ssrc` (for example after RTCP BYE).
-    public func removeStream(for ssrc: UInt32) { streams[ssrc] = nil }
+    public func removeStream(for ssrc: UInt32) {
+        streams[ssrc] = nil
+        if lastStream?.ssrc == ssrc { lastStream = nil }
+    }
 
     // MARK: pointer-level (no allocation per packet)
 
@@ -54,7 +67,7 @@ public final class SRTPSession {
     public func unprotect(_ buffer: UnsafeMutableRawBufferPointer) throws(SRTPError) -> Int {
         guard buffer.count >= 12 else { throw .malformed(.truncated(field: .fixedHeader, needed: 12, available: buffer.count)) }
         let ssrc = loadBigEndian32(buffer.baseAddress!, at: 8)
-        if let s = streams[ssrc] { return try crypto.unprotectRTP(buffer, stream: s) }
+        if let s = cachedStream(ssrc) { return try crypto.unprotectRTP(buffer, stream: s) }
         guard streams.count < maxStreams else { throw .tooManyStreams(limit: maxStreams) }
         let candidate = SRTPStream(ssrc: ssrc, replayWindowSize: replayWindowSize)
         let n = try crypto.unprotectRTP(buffer, stream: candidate)
@@ -73,7 +86,7 @@ public final class SRTPSession {
     public func unprotectRTCP(_ buffer: UnsafeMutableRawBufferPointer) throws(SRTPError) -> Int {
         guard buffer.count >= 8 else { throw .malformed(.truncated(field: .rtcpHeader, needed: 8, available: buffer.count)) }
         let ssrc = loadBigEndian32(buffer.baseAddress!, at: 4)
-        if let s = streams[ssrc] { return try crypto.unprotectRTCP(buffer, stream: s) }
+        if let s = cachedStream(ssrc) { return try crypto.unprotectRTCP(buffer, stream: s) }
         guard streams.count < maxStreams else { throw .tooManyStreams(limit: maxStreams) }
         let candidate = SRTPStream(ssrc: ssrc, replayWindowSize: replayWindowSize)
         let n = try crypto.unprotectRTCP(buffer, stream: candidate)

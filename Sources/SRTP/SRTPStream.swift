@@ -6,22 +6,31 @@
 /// happen only after a packet authenticated.
 public final class SRTPStream {
     public let ssrc: UInt32
+    // Stored state is private so the optimizer can see every access and drop dynamic
+    // exclusivity checks on the per-packet path; the public views below are read-only.
+    private var roc: UInt32
+    private var sl: UInt16 = 0
+    private var started = false
+    private var window: ReplayWindow
+    private var rtcpWindow: ReplayWindow
+    private var srtcpIndex: UInt32 = 0
+
     /// The rollover counter (32 bits).
-    public private(set) var rolloverCounter: UInt32
+    public var rolloverCounter: UInt32 { roc }
     /// Highest sequence number seen in the current ROC (`s_l`), or nil before the first packet.
-    public private(set) var highestSequence: UInt16?
-    public private(set) var replay: ReplayWindow
-    public private(set) var rtcpReplay: ReplayWindow
+    public var highestSequence: UInt16? { started ? sl : nil }
+    public var replay: ReplayWindow { window }
+    public var rtcpReplay: ReplayWindow { rtcpWindow }
     /// Next SRTCP index to send (31 bits).
-    public private(set) var nextSRTCPIndex: UInt32 = 0
+    public var nextSRTCPIndex: UInt32 { srtcpIndex }
     /// Packets protected under the current key, against the profile's lifetime.
     var packetsProtected: UInt64 = 0
 
     public init(ssrc: UInt32, initialROC: UInt32 = 0, replayWindowSize: Int = 1024) {
         self.ssrc = ssrc
-        rolloverCounter = initialROC
-        replay = ReplayWindow(size: replayWindowSize)
-        rtcpReplay = ReplayWindow(size: replayWindowSize)
+        roc = initialROC
+        window = ReplayWindow(size: replayWindowSize)
+        rtcpWindow = ReplayWindow(size: replayWindowSize)
     }
 
     /// The index estimate for a received sequence number (RFC 3711 §3.3.1, Appendix A).
@@ -35,50 +44,59 @@ public final class SRTPStream {
     /// Picks v ∈ {ROC−1, ROC, ROC+1} so the index is closest to 2^16·ROC + s_l.
     @inline(__always)
     public func estimate(sequence seq: UInt16) -> Estimate {
-        guard let sl = highestSequence else {
-            return Estimate(rolloverCounter: rolloverCounter,
-                            index: UInt64(rolloverCounter) << 16 | UInt64(seq), beforeStart: false)
+        let roc = self.roc
+        guard started else {
+            return Estimate(rolloverCounter: roc, index: UInt64(roc) << 16 | UInt64(seq), beforeStart: false)
         }
-        var v = rolloverCounter
+        var v = roc
         var before = false
         let s = Int(seq), l = Int(sl)
         if l < 32768 {
             if s - l > 32768 {
-                if rolloverCounter == 0 { before = true } else { v = rolloverCounter &- 1 }
+                if roc == 0 { before = true } else { v = roc &- 1 }
             }
         } else if l - 32768 > s {
-            v = rolloverCounter &+ 1
+            v = roc &+ 1
         }
         return Estimate(rolloverCounter: v, index: UInt64(v) << 16 | UInt64(seq), beforeStart: before)
     }
 
+    /// The replay verdict for an SRTP index (pure).
+    @inline(__always)
+    public func checkReplay(_ index: UInt64) -> ReplayWindow.Verdict { window.check(index) }
+
+    /// The replay verdict for an SRTCP index (pure).
+    @inline(__always)
+    public func checkRTCPReplay(_ index: UInt32) -> ReplayWindow.Verdict { rtcpWindow.check(UInt64(index)) }
+
     /// Records an authenticated packet: updates ROC/`s_l` and the replay window.
     public func commit(sequence seq: UInt16, estimate e: Estimate) {
-        if highestSequence == nil {
-            highestSequence = seq
-            rolloverCounter = e.rolloverCounter
-        } else if e.rolloverCounter == rolloverCounter {
-            if let sl = highestSequence, seq > sl { highestSequence = seq }
-        } else if e.rolloverCounter == rolloverCounter &+ 1 {
-            rolloverCounter = e.rolloverCounter
-            highestSequence = seq
+        if !started {
+            started = true
+            sl = seq
+            roc = e.rolloverCounter
+        } else if e.rolloverCounter == roc {
+            if seq > sl { sl = seq }
+        } else if e.rolloverCounter == roc &+ 1 {
+            roc = e.rolloverCounter
+            sl = seq
         }
-        replay.accept(e.index)
+        window.accept(e.index)
     }
 
     /// Records an authenticated SRTCP index.
-    public func commitRTCP(index: UInt32) { rtcpReplay.accept(UInt64(index)) }
+    public func commitRTCP(index: UInt32) { rtcpWindow.accept(UInt64(index)) }
 
     /// Takes the next SRTCP index for sending (wraps at 2^31).
     func takeSRTCPIndex() -> UInt32 {
-        let i = nextSRTCPIndex
-        nextSRTCPIndex = (nextSRTCPIndex &+ 1) & 0x7FFF_FFFF
+        let i = srtcpIndex
+        srtcpIndex = (srtcpIndex &+ 1) & 0x7FFF_FFFF
         return i
     }
 
     /// Sets the next SRTCP index to send (tests and resumed senders).
-    func setNextSRTCPIndex(_ index: UInt32) { nextSRTCPIndex = index & 0x7FFF_FFFF }
+    func setNextSRTCPIndex(_ index: UInt32) { srtcpIndex = index & 0x7FFF_FFFF }
 
     /// Sets the ROC out of band (for example from a Full EKT field) before the first packet.
-    public func setRolloverCounter(_ roc: UInt32) { rolloverCounter = roc }
+    public func setRolloverCounter(_ roc: UInt32) { self.roc = roc }
 }
