@@ -36,9 +36,11 @@ let package = Package(
             name: "percrec-bench",
             dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP"]),
 
+        // Test helpers (hex literals, seeded PRNG, mutations) shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ShimTests", dependencies: ["COpenSSL", "COpus", "CVPX"]),
-        .testTarget(name: "RTPWireTests", dependencies: ["RTPWire"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP"]),
-        .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "Lab"]),
+        .testTarget(name: "RTPWireTests", dependencies: ["RTPWire", "TestSupport"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP", "TestSupport"]),
+        .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "Lab", "TestSupport"]),
     ]
 )

@@ -1,9 +1,9 @@
 import Testing
+import TestSupport
 import SRTP
 import EKT
 
 /// Hex literals in this file are valid; a typo should fail loudly.
-private func hex(_ s: String) -> [UInt8] { [UInt8](hexString: s)! }
 
 @Suite("Full and Short EKT fields (RFC 8870 §4.1)")
 struct EKTFieldTests {

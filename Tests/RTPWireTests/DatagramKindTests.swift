@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import RTPWire
 
 @Suite("RFC 7983 demultiplexing")

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import RTPWire
 
 /// Every parser on truncated and mutated packets: a typed error or a value that round-trips, never a crash.

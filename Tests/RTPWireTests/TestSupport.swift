@@ -1,28 +1,9 @@
 import RTPWire
-
-/// Bytes from a hex string; spaces and newlines are ignored. Test literals only.
-func hex(_ text: String) -> [UInt8] {
-    let digits = text.compactMap { $0.hexDigitValue }
-    precondition(digits.count == text.filter { !$0.isWhitespace }.count && digits.count % 2 == 0, "bad hex literal")
-    return stride(from: 0, to: digits.count, by: 2).map { UInt8(digits[$0] << 4 | digits[$0 + 1]) }
-}
+import TestSupport
 
 /// Runs a typed-throwing parse and keeps the outcome.
 func attempt<T>(_ body: () throws(RTPParseError) -> T) -> Result<T, RTPParseError> {
     Result(catching: body)
-}
-
-/// SplitMix64: a small deterministic PRNG so mutation runs repeat exactly.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// An input and the exact error it must produce.

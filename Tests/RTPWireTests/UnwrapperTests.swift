@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import RTPWire
 
 @Suite("Sequence and timestamp unwrapping")

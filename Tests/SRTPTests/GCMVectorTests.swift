@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import SRTP
 
 /// RFC 7714 §16–§17 examples. They give session keys (no KDF), so contexts are built from them directly.

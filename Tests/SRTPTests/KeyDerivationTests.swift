@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import SRTP
 
 @Suite("SRTP key derivation (RFC 3711 §4.3)")

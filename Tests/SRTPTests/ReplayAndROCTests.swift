@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import SRTP
 
 @Suite("Replay window (RFC 3711 §3.3.2)")

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import SRTP
 
 @Suite("SRTP receiver state changes only after authentication")

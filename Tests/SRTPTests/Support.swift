@@ -1,26 +1,7 @@
 @testable import SRTP
-
-/// Hex literal for test vectors; spaces are ignored. Traps on a typo in the test's own data.
-func hex(_ s: String) -> [UInt8] {
-    guard let b = [UInt8](hexString: s) else { fatalError("bad hex literal in test: \(s)") }
-    return b
-}
+import TestSupport
 
 func secret(_ s: String) -> SecretBytes { SecretBytes(hex(s)) }
-
-/// SplitMix64: a small deterministic PRNG so random tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}
 
 /// Builds a random but valid RTP packet: random CSRC count, optional RFC 8285 one- or two-byte
 /// extension, optional padding, random payload. Written independently of RTPWire so that the
