@@ -212,4 +212,22 @@ struct PERCEndpointTests {
         #expect(info.ekt.spi == 5)
         #expect(p == Bench.rtp(ssrc: 0xA, seq: 1))
     }
+
+    @Test("every truncation and 3000 mutations of a real datagram give a counted typed error or a valid packet")
+    func receivePipelineRobustness() throws {
+        let b = try Bench()
+        let alice = try b.sender(ssrc: 0xA)
+        let wire = try b.send(alice, seq: 1)
+        var rng = SplitMix64(seed: 77)
+        let inputs = truncations(of: wire) + (0..<3000).map { _ in Mutator.mutate(wire, using: &rng) }
+        var refused = 0, accepted = 0
+        for input in inputs {
+            var p = input
+            do { _ = try b.receiver.receive(&p); accepted += 1 } catch { refused += 1; #expect(p == input) }
+        }
+        #expect(refused + accepted == inputs.count)
+        #expect(b.receiver.drops.total == refused)
+        #expect(b.receiver.accepted == accepted)
+        #expect(accepted <= 1, "only the untouched datagram can be accepted, once")
+    }
 }

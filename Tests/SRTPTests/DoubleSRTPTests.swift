@@ -243,8 +243,11 @@ struct DoubleSRTPTests {
     @Test("the OHB parser survives every truncation and random mutation")
     func ohbRobustness() {
         var rng = SplitMix64(seed: 15)
-        for _ in 0..<5000 {
-            let bytes = rng.bytes(Int.random(in: 0...6, using: &rng))
+        let valid = [OriginalHeaderBlock.empty, OriginalHeaderBlock(payloadType: 0x0f, sequenceNumber: 0x1234, marker: true),
+                     OriginalHeaderBlock(sequenceNumber: 7), OriginalHeaderBlock(payloadType: 96, marker: false)].map { $0.serialized() }
+        let inputs = valid.flatMap { truncations(of: $0) } + valid.flatMap { v in (0..<1000).map { _ in Mutator.mutate(v, using: &rng) } }
+            + (0..<2000).map { _ in rng.bytes(Int.random(in: 0...6, using: &rng)) }
+        for bytes in inputs {
             do {
                 let ohb = try OriginalHeaderBlock(parsing: bytes)
                 #expect(ohb.serialized() == bytes)
