@@ -41,6 +41,7 @@ let package = Package(
         .testTarget(name: "ShimTests", dependencies: ["COpenSSL", "COpus", "CVPX"]),
         .testTarget(name: "RTPWireTests", dependencies: ["RTPWire", "TestSupport"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP", "TestSupport"]),
-        .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "Lab", "TestSupport"]),
+        .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab"]),
     ]
 )
