@@ -35,7 +35,7 @@ enum SRTPBenchmark {
             return 2
         }
         do {
-            return try benchmark(packetCount: options["--packets"]!, passes: options["--passes"]!)
+            return try benchmark(packetCount: options["--packets"] ?? defaultPacketCount, passes: options["--passes"] ?? defaultPasses)
         } catch {
             writeStderr("percrec-bench srtp: setup failed: \(error)\n")
             return 1
@@ -286,19 +286,20 @@ enum SRTPBenchmark {
         for _ in 0..<passes {
             for (k, r) in runs.enumerated() { measurements[k].passes.append(try r.pass(nil)) }
         }
-        let m = Dictionary(uniqueKeysWithValues: measurements.map { ($0.name, $0) })
+        let m = Dictionary(uniqueKeysWithValues: measurements.map { ($0.name, $0.bestPPS) })
+        func best(_ name: String) -> Double { m[name] ?? 0 }
 
         var report = Report()
         report.line("packets", packetCount)
         report.line("packet_bytes", packetBytes)
         report.line("passes", passes)
         report.line("statistic", "best")
-        let gcm = m["gcm_unprotect"]!.bestPPS, libGCM = m["libsrtp_gcm_unprotect"]!.bestPPS
-        let cm = m["aescm_unprotect"]!.bestPPS, libCM = m["libsrtp_aescm_unprotect"]!.bestPPS
+        let gcm = best("gcm_unprotect"), libGCM = best("libsrtp_gcm_unprotect")
+        let cm = best("aescm_unprotect"), libCM = best("libsrtp_aescm_unprotect")
         report.line("gcm_unprotect_pps", pps(gcm))
         report.line("libsrtp_gcm_unprotect_pps", pps(libGCM))
         report.line("gcm_ratio_vs_libsrtp", fixed(libGCM > 0 ? gcm / libGCM : 0, decimals: 2))
-        report.line("double_receive_pps", pps(m["double_receive"]!.bestPPS))
+        report.line("double_receive_pps", pps(best("double_receive")))
         report.line("aescm_unprotect_pps", pps(cm))
         report.line("libsrtp_aescm_unprotect_pps", pps(libCM))
         report.line("aescm_ratio_vs_libsrtp", fixed(libCM > 0 ? cm / libCM : 0, decimals: 2))
