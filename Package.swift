@@ -27,9 +27,9 @@ let package = Package(
         .target(name: "RTPWire"),
         .target(name: "SRTP", dependencies: ["RTPWire", "COpenSSL"]),
         .target(name: "EKT", dependencies: ["SRTP", "RTPWire", "COpenSSL"]),
-        // Key plane. Only the DTLS tunnel codec has landed so far; the DTLS endpoint, EKTKey
-        // delivery and the reference Key Distributor follow (issue 3).
-        .target(name: "KeyExchange", dependencies: ["EKT", "SRTP", "RTPWire", "COpenSSL"], sources: ["Tunnel"]),
+        // Key plane: DTLS-SRTP endpoint over OpenSSL and the DTLS tunnel codec. EKTKey delivery
+        // and the reference Key Distributor follow (issue 3).
+        .target(name: "KeyExchange", dependencies: ["EKT", "SRTP", "RTPWire", "COpenSSL"]),
         .target(name: "Lab", dependencies: ["EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP", "TestSupport"]),
         .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["Lab"]),
-        .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "SRTP", "TestSupport"]),
+        .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "EKT", "SRTP", "TestSupport"]),
     ]
 )

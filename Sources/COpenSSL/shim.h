@@ -63,4 +63,11 @@ static const uint64_t percrec_SSL_OP_COOKIE_EXCHANGE = SSL_OP_COOKIE_EXCHANGE;
 static const unsigned int percrec_SSL_EXT_CLIENT_HELLO = SSL_EXT_CLIENT_HELLO;
 static const unsigned int percrec_SSL_EXT_TLS1_2_SERVER_HELLO = SSL_EXT_TLS1_2_SERVER_HELLO;
 
+// DTLS key plane (Sources/KeyExchange/DTLS): the build-time OpenSSL version decides whether
+// the native double SRTP profiles (OpenSSL >= 3.5) are offered.
+static const unsigned long percrec_OPENSSL_VERSION_NUMBER = OPENSSL_VERSION_NUMBER;
+static const unsigned long percrec_MBSTRING_ASC = MBSTRING_ASC;
+static const int percrec_SSL_VERIFY_PEER = SSL_VERIFY_PEER;
+static const int percrec_SSL_VERIFY_FAIL_IF_NO_PEER_CERT = SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+
 #endif

@@ -1,0 +1,384 @@
+internal import COpenSSL
+import EKT
+import RTPWire
+import SRTP
+
+/// Something the peer's datagrams caused, besides datagrams to send back.
+public enum DTLSEvent: Sendable, Equatable {
+    /// The handshake completed; keys can be exported.
+    case handshakeCompleted(DTLSNegotiation)
+    /// Application data arrived (decrypted).
+    case applicationData([UInt8])
+    /// The peer sent close_notify.
+    case peerClosed
+}
+
+/// The result of feeding a datagram to an endpoint: datagrams to send, then events.
+public struct DTLSOutput: Sendable {
+    /// Whole datagrams for the peer, each at most the link MTU, in order.
+    public var datagrams: [[UInt8]]
+    public var events: [DTLSEvent]
+}
+
+/// One DTLS 1.2 association (RFC 6347) with DTLS-SRTP (RFC 5764), driven entirely by the
+/// caller: datagrams go in through `receive(datagram:)`, datagrams to send come back, and the
+/// caller owns the socket (or the tunnel) and the clock. There is no socket inside.
+///
+/// OpenSSL sees two memory BIOs; what it writes is cut back into datagrams of at most `mtu`
+/// bytes (`SSL_OP_NO_QUERY_MTU`, link MTU 1200 by default). Retransmission: after every call,
+/// `nextTimeout` says when to call `handleTimeout(now:)`; OpenSSL doubles the wait from
+/// `initialRetransmitTimeout` up to `maximumRetransmitTimeout` and gives up after 12 tries
+/// (`.timeout`). Note that OpenSSL 3.0 checks expiry against its own wall clock: `now` decides
+/// only whether to ask it, so a clock running ahead of real time cannot force a retransmission.
+///
+/// The peer is authenticated by the SHA-256 fingerprint of its (self-signed) certificate
+/// (RFC 8122, RFC 5763 §5): a mismatch fails the handshake with `.fingerprintMismatch`. A server
+/// always requests and requires a client certificate. HelloVerifyRequest cookies are not used.
+///
+/// Not thread-safe: one owner drives it.
+public final class DTLSEndpoint {
+    public let context: DTLSContext
+    public var role: DTLSRole { context.role }
+    /// The peer certificate fingerprint to pin; nil accepts any certificate (read
+    /// `negotiation.peerFingerprint` and decide yourself).
+    public let expectedPeerFingerprint: DTLSFingerprint?
+    /// Link MTU: the largest datagram this endpoint emits.
+    public let mtu: Int
+    public let initialRetransmitTimeout: Duration
+    public let maximumRetransmitTimeout: Duration
+
+    public private(set) var state: DTLSState = .idle
+    /// Set once the handshake completed.
+    public private(set) var negotiation: DTLSNegotiation?
+    /// When `handleTimeout(now:)` should next be called; nil while no retransmission timer runs.
+    public private(set) var nextTimeout: ContinuousClock.Instant?
+
+    private let ssl: OpaquePointer    // SSL *, owns both BIOs
+    private let rbio: OpaquePointer   // datagrams from the peer
+    private let wbio: OpaquePointer   // records for the peer
+    /// Storage for the extension body OpenSSL copies out of the add callback.
+    private let extensionBuffer: UnsafeMutablePointer<UInt8>
+    private static let extensionBufferSize = 256
+    private var pendingDatagrams: [[UInt8]] = []
+    private var pinFailure: (expected: DTLSFingerprint, got: DTLSFingerprint)?
+    fileprivate let initialTimeoutMicros: UInt32
+    fileprivate let maximumTimeoutMicros: UInt32
+    /// EKT cipher agreed in ext 39: the server's choice (server) or the server's answer (client).
+    var selectedEKTCipher: EKTCipher?
+
+    /// Creates an endpoint from `context` (which fixes role, identity and offers).
+    public init(context: DTLSContext, expectedPeerFingerprint: DTLSFingerprint?, mtu: Int = 1200,
+                initialRetransmitTimeout: Duration = .seconds(1),
+                maximumRetransmitTimeout: Duration = .seconds(60)) throws(DTLSError) {
+        precondition(mtu >= 256 && mtu <= 65_535, "link MTU out of range")
+        dtlsClearOpenSSLErrors()
+        guard let ssl = SSL_new(context.ctx) else {
+            throw .openSSL(operation: "SSL_new", message: dtlsOpenSSLErrorText("no SSL object"))
+        }
+        guard let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw .openSSL(operation: "BIO_new(BIO_s_mem)", message: dtlsOpenSSLErrorText("no BIO"))
+        }
+        // An empty read BIO means "no datagram yet" (retry), not end of file.
+        _ = percrec_bio_set_mem_eof_return(rbio, -1)
+        _ = percrec_bio_set_mem_eof_return(wbio, -1)
+        SSL_set_bio(ssl, rbio, wbio)
+        _ = SSL_set_options(ssl, percrec_SSL_OP_NO_QUERY_MTU)
+        guard percrec_dtls_set_link_mtu(ssl, mtu) > 0 else {
+            SSL_free(ssl)
+            throw .openSSL(operation: "DTLS_set_link_mtu(\(mtu))", message: dtlsOpenSSLErrorText("rejected"))
+        }
+        if context.role == .client { SSL_set_connect_state(ssl) } else { SSL_set_accept_state(ssl) }
+        DTLS_set_timer_cb(ssl, dtlsTimerCallback)
+
+        self.context = context
+        self.expectedPeerFingerprint = expectedPeerFingerprint
+        self.mtu = mtu
+        self.initialRetransmitTimeout = initialRetransmitTimeout
+        self.maximumRetransmitTimeout = maximumRetransmitTimeout
+        initialTimeoutMicros = DTLSEndpoint.micros(initialRetransmitTimeout)
+        maximumTimeoutMicros = max(initialTimeoutMicros, DTLSEndpoint.micros(maximumRetransmitTimeout))
+        self.ssl = ssl
+        self.rbio = rbio
+        self.wbio = wbio
+        extensionBuffer = .allocate(capacity: DTLSEndpoint.extensionBufferSize)
+        // Unretained: the SSL object dies in deinit, before self is gone.
+        _ = percrec_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Convenience: a context of its own (for one-off associations and tests).
+    public convenience init(role: DTLSRole, identity: DTLSIdentity, expectedPeerFingerprint: DTLSFingerprint?,
+                            ektCiphers: [EKTCipher] = [.aeskw128, .aeskw256], mtu: Int = 1200,
+                            initialRetransmitTimeout: Duration = .seconds(1),
+                            maximumRetransmitTimeout: Duration = .seconds(60)) throws(DTLSError) {
+        let context = try DTLSContext(role: role, identity: identity, ektCiphers: ektCiphers)
+        try self.init(context: context, expectedPeerFingerprint: expectedPeerFingerprint, mtu: mtu,
+                      initialRetransmitTimeout: initialRetransmitTimeout,
+                      maximumRetransmitTimeout: maximumRetransmitTimeout)
+    }
+
+    deinit {
+        SSL_free(ssl)   // frees rbio and wbio, cleanses the session keys
+        extensionBuffer.deallocate()
+    }
+
+    // MARK: - Driving the association
+
+    /// Starts the handshake. A client returns its ClientHello flight; a server returns nothing
+    /// and waits for one (`receive(datagram:)` also starts a server implicitly).
+    public func handshakeStart(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
+        guard state == .idle else { throw .invalidState(operation: "handshakeStart", state: state) }
+        state = .handshaking
+        if role == .client {
+            var events: [DTLSEvent] = []
+            try driveHandshake(&events, now: now)
+        }
+        updateTimeout(now)
+        return drainOutgoing()
+    }
+
+    /// Feeds one datagram from the peer. Returns datagrams to send (a next flight, a
+    /// retransmission, an alert) and what happened.
+    public func receive(datagram: [UInt8], now: ContinuousClock.Instant = .now) throws(DTLSError) -> DTLSOutput {
+        let kind = DatagramKind.classify(datagram)
+        guard kind == .dtls else { throw .notDTLS(kind) }
+        if state == .idle && role == .server { state = .handshaking }
+        guard state == .handshaking || state == .connected else {
+            throw .invalidState(operation: "receive", state: state)
+        }
+        let written = datagram.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32($0.count)) }
+        guard written == Int32(datagram.count) else {
+            throw .openSSL(operation: "BIO_write", message: dtlsOpenSSLErrorText("short write"))
+        }
+        var events: [DTLSEvent] = []
+        if state == .handshaking { try driveHandshake(&events, now: now) }
+        if state == .connected { try readApplicationData(&events) }
+        // Anything OpenSSL could not use stays out of the next datagram.
+        _ = BIO_ctrl(rbio, BIO_CTRL_RESET, 0, nil)
+        updateTimeout(now)
+        return DTLSOutput(datagrams: drainOutgoing(), events: events)
+    }
+
+    /// Retransmits the last flight if `nextTimeout` has passed (RFC 6347 §4.2.4). Throws
+    /// `.timeout` once OpenSSL gives up.
+    public func handleTimeout(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
+        guard state == .handshaking || state == .connected, let deadline = nextTimeout, now >= deadline else { return [] }
+        dtlsClearOpenSSLErrors()
+        if percrec_dtls_handle_timeout(ssl) < 0 {
+            dtlsClearOpenSSLErrors()
+            fail()
+            throw .timeout
+        }
+        updateTimeout(now)
+        return drainOutgoing()
+    }
+
+    /// Encrypts application data for the peer (after the handshake).
+    public func send(applicationData: [UInt8]) throws(DTLSError) -> [[UInt8]] {
+        guard state == .connected else { throw .invalidState(operation: "send", state: state) }
+        guard !applicationData.isEmpty else { return [] }
+        dtlsClearOpenSSLErrors()
+        let r = applicationData.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
+        guard r > 0 else {
+            let text = dtlsOpenSSLErrorText("SSL_write error \(SSL_get_error(ssl, r))")
+            fail()
+            throw .connectionFailed(text)
+        }
+        return drainOutgoing()
+    }
+
+    /// Sends close_notify. Exported keys stay valid for packets already in flight.
+    public func close() -> [[UInt8]] {
+        if state == .connected || state == .handshaking {
+            dtlsClearOpenSSLErrors()
+            _ = SSL_shutdown(ssl)
+            dtlsClearOpenSSLErrors()
+        }
+        if state != .failed { state = .closed }
+        nextTimeout = nil
+        return drainOutgoing()
+    }
+
+    /// Datagrams OpenSSL produced that no call returned yet, such as the fatal alert queued
+    /// when a call threw. Send them to tell the peer why the association ended.
+    public func drainOutgoing() -> [[UInt8]] {
+        var bytes: [UInt8] = []
+        let pending = Int(BIO_ctrl_pending(wbio))
+        if pending > 0 {
+            bytes = [UInt8](repeating: 0, count: pending)
+            let n = bytes.withUnsafeMutableBytes { BIO_read(wbio, $0.baseAddress, Int32(pending)) }
+            bytes.removeLast(pending - max(0, Int(n)))
+        }
+        var out = pendingDatagrams
+        pendingDatagrams = []
+        out += DTLSRecordFraming.datagrams(from: bytes, mtu: mtu)
+        return out
+    }
+
+    // MARK: - Key export
+
+    /// Exports the SRTP master keys and salts (RFC 5764 §4.2, label "EXTRACTOR-dtls_srtp", no
+    /// context) and slices them. This is the one place that maps PERC mode to keys:
+    ///
+    /// - PERC mode (`supported_ekt_ciphers` negotiated) over `SRTP_AEAD_AES_128_GCM`: OpenSSL 3.0
+    ///   cannot negotiate DOUBLE_AEAD_AES_128_GCM_AEAD_AES_128_GCM (0x0009), so both sides export
+    ///   112 bytes and slice them with the 0x0009 layout: client key 32 | server key 32 |
+    ///   client salt 24 | server salt 24, each key inner 16 ‖ outer 16, each salt inner 12 ‖
+    ///   outer 12 (RFC 8723 §10.1). This deviates from RFC 8723 on the wire; DESIGN §4.
+    /// - A native double profile selected by the peer (possible only when built against
+    ///   OpenSSL ≥ 3.5, where `DTLSContext` also offers
+    ///   `SRTP_DOUBLE_AEAD_AES_128_GCM_AEAD_AES_128_GCM`): the same 112-byte layout, as the RFC says.
+    /// - Otherwise the single profile: 56 bytes for AEAD_AES_128_GCM (16 | 16 | 12 | 12).
+    public func exportSRTPKeys() throws(DTLSError) -> DTLSSRTPKeys {
+        guard let negotiation, state == .connected || state == .closed else {
+            throw .invalidState(operation: "exportSRTPKeys", state: state)
+        }
+        let id = negotiation.srtpProfileID
+        let keying: DTLSSRTPKeying
+        if let native = DoubleSRTPProfile(rawValue: id) {
+            keying = .double(native)
+        } else if let single = SRTPProfile(rawValue: id) {
+            if negotiation.isPERCMode {
+                guard let double = DoubleSRTPProfile.allCases.first(where: { $0.layerProfile == single }) else {
+                    throw .unsupportedSRTPProfile(id)
+                }
+                keying = .double(double)
+            } else {
+                keying = .single(single)
+            }
+        } else {
+            throw .unsupportedSRTPProfile(id)
+        }
+
+        let length = keying.keyingMaterialLength
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
+        defer { OPENSSL_cleanse(buffer.baseAddress, length); buffer.deallocate() }
+        let label = "EXTRACTOR-dtls_srtp"
+        dtlsClearOpenSSLErrors()
+        let ok = SSL_export_keying_material(ssl, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), length,
+                                            label, label.utf8.count, nil, 0, 0)
+        guard ok == 1 else { throw .exportFailed(dtlsOpenSSLErrorText("SSL_export_keying_material")) }
+        return try DTLSSRTPKeys(keying: keying, material: SecretBytes(UnsafeRawBufferPointer(buffer)))
+    }
+
+    // MARK: - Internals
+
+    private func driveHandshake(_ events: inout [DTLSEvent], now: ContinuousClock.Instant) throws(DTLSError) {
+        dtlsClearOpenSSLErrors()
+        let r = SSL_do_handshake(ssl)
+        if r == 1 {
+            let done = try completeHandshake()
+            events.append(.handshakeCompleted(done))
+            return
+        }
+        let code = SSL_get_error(ssl, r)
+        if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
+        let text = dtlsOpenSSLErrorText("SSL_do_handshake error \(code)")
+        fail()
+        if let pin = pinFailure { throw .fingerprintMismatch(expected: pin.expected, got: pin.got) }
+        throw .handshakeFailed(text)
+    }
+
+    private func completeHandshake() throws(DTLSError) -> DTLSNegotiation {
+        guard let cert = SSL_get0_peer_certificate(ssl), let got = DTLSIdentity.fingerprint(of: cert) else {
+            failAfterHandshake()
+            throw .missingPeerCertificate
+        }
+        if let expected = expectedPeerFingerprint, expected != got {   // the callback already checked
+            failAfterHandshake()
+            throw .fingerprintMismatch(expected: expected, got: got)
+        }
+        guard let profile = SSL_get_selected_srtp_profile(ssl) else {
+            failAfterHandshake()
+            throw .noSRTPProfile
+        }
+        let suite = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "?"
+        let result = DTLSNegotiation(srtpProfileID: UInt16(truncatingIfNeeded: profile.pointee.id),
+                                     ektCipher: selectedEKTCipher, cipherSuite: suite, peerFingerprint: got)
+        negotiation = result
+        state = .connected
+        return result
+    }
+
+    private func readApplicationData(_ events: inout [DTLSEvent]) throws(DTLSError) {
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            dtlsClearOpenSSLErrors()
+            let r = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            if r > 0 {
+                events.append(.applicationData(Array(buffer.prefix(Int(r)))))
+                continue
+            }
+            let code = SSL_get_error(ssl, r)
+            if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
+            if code == SSL_ERROR_ZERO_RETURN {
+                state = .closed
+                nextTimeout = nil
+                events.append(.peerClosed)
+                return
+            }
+            let text = dtlsOpenSSLErrorText("SSL_read error \(code)")
+            fail()
+            throw .connectionFailed(text)
+        }
+    }
+
+    /// Marks the association dead, keeping any alert OpenSSL queued for `drainOutgoing()`.
+    private func fail() {
+        state = .failed
+        nextTimeout = nil
+        pendingDatagrams += drainOutgoing()
+    }
+
+    /// The handshake succeeded in OpenSSL but percrec rejects it: tell the peer (close_notify).
+    private func failAfterHandshake() {
+        _ = SSL_shutdown(ssl)
+        dtlsClearOpenSSLErrors()
+        fail()
+    }
+
+    private func updateTimeout(_ now: ContinuousClock.Instant) {
+        var tv = timeval()
+        if state == .handshaking || state == .connected, percrec_dtls_get_timeout(ssl, &tv) == 1 {
+            nextTimeout = now + .seconds(Int64(tv.tv_sec)) + .microseconds(Int64(tv.tv_usec))
+        } else {
+            nextTimeout = nil
+        }
+    }
+
+    // MARK: - Callback support
+
+    /// The endpoint owning `ssl` (stored as unretained app data).
+    static func from(ssl: OpaquePointer) -> DTLSEndpoint? {
+        guard let raw = percrec_ssl_get_app_data(ssl) else { return nil }
+        return Unmanaged<DTLSEndpoint>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Verify callback: records a pin failure and returns whether `got` is acceptable.
+    func checkPeerFingerprint(_ got: DTLSFingerprint) -> Bool {
+        guard let expected = expectedPeerFingerprint else { return true }
+        if expected == got { return true }
+        pinFailure = (expected, got)
+        return false
+    }
+
+    /// Copies an extension body into storage that outlives the add callback.
+    func extensionScratch(_ body: [UInt8]) -> UnsafePointer<UInt8>? {
+        guard body.count <= DTLSEndpoint.extensionBufferSize else { return nil }
+        extensionBuffer.update(from: body, count: body.count)
+        return UnsafePointer(extensionBuffer)
+    }
+
+    private static func micros(_ d: Duration) -> UInt32 {
+        let (s, atto) = d.components
+        let us = max(1_000, s * 1_000_000 + atto / 1_000_000_000_000)
+        return UInt32(clamping: us)
+    }
+}
+
+/// OpenSSL's retransmission timer: `initial` first, then doubling up to the maximum.
+private let dtlsTimerCallback: @convention(c) (OpaquePointer?, UInt32) -> UInt32 = { ssl, current in
+    guard let ssl, let endpoint = DTLSEndpoint.from(ssl: ssl) else { return 1_000_000 }
+    if current == 0 { return endpoint.initialTimeoutMicros }
+    return min(current.multipliedReportingOverflow(by: 2).partialValue, endpoint.maximumTimeoutMicros)
+}
