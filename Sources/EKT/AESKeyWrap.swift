@@ -230,15 +230,7 @@ public final class AESKeyWrap: @unchecked Sendable {
     }
 
     /// OpenSSL's error queue as text, emptied.
-    private static func drainErrors() -> String {
-        var messages: [String] = []
-        while case let code = ERR_get_error(), code != 0 {
-            var buffer = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buffer, buffer.count)
-            messages.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return messages.isEmpty ? "unknown error" : messages.joined(separator: "; ")
-    }
+    private static func drainErrors() -> String { OpenSSLErrorQueue.drain(fallback: "unknown error") }
 }
 
 /// Zeroes `bytes` in a way the optimizer keeps (OPENSSL_cleanse). For transient copies of keys.

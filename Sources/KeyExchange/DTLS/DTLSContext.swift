@@ -41,9 +41,9 @@ public final class DTLSContext: @unchecked Sendable {
     public init(role: DTLSRole, identity: DTLSIdentity, ektCiphers: [EKTCipher] = [.aeskw128, .aeskw256],
                 ektNumbering: EKTCipherNumbering = .default) throws(DTLSError) {
         precondition(ektCiphers.count < 256, "supported_ekt_ciphers holds at most 255 entries")
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         guard let ctx = SSL_CTX_new(role == .client ? DTLS_client_method() : DTLS_server_method()) else {
-            throw .openSSL(operation: "SSL_CTX_new", message: dtlsOpenSSLErrorText("no context"))
+            throw .openSSL(operation: "SSL_CTX_new", message: OpenSSLErrorQueue.drain(fallback: "no context"))
         }
         self.ctx = ctx
         self.role = role
@@ -58,19 +58,19 @@ public final class DTLSContext: @unchecked Sendable {
 
         guard percrec_ssl_ctx_set_min_proto(ctx, DTLS1_2_VERSION) == 1,
               percrec_ssl_ctx_set_max_proto(ctx, DTLS1_2_VERSION) == 1 else {
-            throw .openSSL(operation: "DTLS 1.2 version bounds", message: dtlsOpenSSLErrorText("rejected"))
+            throw .openSSL(operation: "DTLS 1.2 version bounds", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         guard SSL_CTX_set_cipher_list(ctx, DTLSContext.cipherList) == 1 else {
-            throw .openSSL(operation: "SSL_CTX_set_cipher_list", message: dtlsOpenSSLErrorText("rejected"))
+            throw .openSSL(operation: "SSL_CTX_set_cipher_list", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         guard SSL_CTX_use_certificate(ctx, identity.certificate) == 1,
               SSL_CTX_use_PrivateKey(ctx, identity.privateKey) == 1,
               SSL_CTX_check_private_key(ctx) == 1 else {
-            throw .openSSL(operation: "load identity", message: dtlsOpenSSLErrorText("rejected"))
+            throw .openSSL(operation: "load identity", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         // Inverted convention: 0 means success (notes §1).
         guard SSL_CTX_set_tlsext_use_srtp(ctx, srtpProfileList) == 0 else {
-            throw .openSSL(operation: "SSL_CTX_set_tlsext_use_srtp(\(srtpProfileList))", message: dtlsOpenSSLErrorText("rejected"))
+            throw .openSSL(operation: "SSL_CTX_set_tlsext_use_srtp(\(srtpProfileList))", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         // Self-signed peers: the callback accepts any chain and checks the pinned fingerprint.
         // The server demands a client certificate (RFC 5763 §5).
@@ -81,7 +81,7 @@ public final class DTLSContext: @unchecked Sendable {
             let context = percrec_SSL_EXT_CLIENT_HELLO | percrec_SSL_EXT_TLS1_2_SERVER_HELLO
             guard SSL_CTX_add_custom_ext(ctx, DTLSContext.supportedEKTCiphersExtension, context,
                                          dtlsEKTExtensionAdd, nil, nil, dtlsEKTExtensionParse, nil) == 1 else {
-                throw .openSSL(operation: "SSL_CTX_add_custom_ext(39)", message: dtlsOpenSSLErrorText("rejected"))
+                throw .openSSL(operation: "SSL_CTX_add_custom_ext(39)", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
             }
         }
     }

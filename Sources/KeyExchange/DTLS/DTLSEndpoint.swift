@@ -71,13 +71,13 @@ public final class DTLSEndpoint {
                 initialRetransmitTimeout: Duration = .seconds(1),
                 maximumRetransmitTimeout: Duration = .seconds(60)) throws(DTLSError) {
         precondition(mtu >= 256 && mtu <= 65_535, "link MTU out of range")
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         guard let ssl = SSL_new(context.ctx) else {
-            throw .openSSL(operation: "SSL_new", message: dtlsOpenSSLErrorText("no SSL object"))
+            throw .openSSL(operation: "SSL_new", message: OpenSSLErrorQueue.drain(fallback: "no SSL object"))
         }
         guard let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
-            throw .openSSL(operation: "BIO_new(BIO_s_mem)", message: dtlsOpenSSLErrorText("no BIO"))
+            throw .openSSL(operation: "BIO_new(BIO_s_mem)", message: OpenSSLErrorQueue.drain(fallback: "no BIO"))
         }
         // An empty read BIO means "no datagram yet" (retry), not end of file.
         _ = percrec_bio_set_mem_eof_return(rbio, -1)
@@ -86,7 +86,7 @@ public final class DTLSEndpoint {
         _ = SSL_set_options(ssl, percrec_SSL_OP_NO_QUERY_MTU)
         guard percrec_dtls_set_link_mtu(ssl, mtu) > 0 else {
             SSL_free(ssl)
-            throw .openSSL(operation: "DTLS_set_link_mtu(\(mtu))", message: dtlsOpenSSLErrorText("rejected"))
+            throw .openSSL(operation: "DTLS_set_link_mtu(\(mtu))", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         if context.role == .client { SSL_set_connect_state(ssl) } else { SSL_set_accept_state(ssl) }
         DTLS_set_timer_cb(ssl, dtlsTimerCallback)
@@ -148,7 +148,7 @@ public final class DTLSEndpoint {
         }
         let written = datagram.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32($0.count)) }
         guard written == Int32(datagram.count) else {
-            throw .openSSL(operation: "BIO_write", message: dtlsOpenSSLErrorText("short write"))
+            throw .openSSL(operation: "BIO_write", message: OpenSSLErrorQueue.drain(fallback: "short write"))
         }
         var events: [DTLSEvent] = []
         if state == .handshaking { try driveHandshake(&events, now: now) }
@@ -163,9 +163,9 @@ public final class DTLSEndpoint {
     /// `.timeout` once OpenSSL gives up.
     public func handleTimeout(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
         guard state == .handshaking || state == .connected, let deadline = nextTimeout, now >= deadline else { return [] }
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         if percrec_dtls_handle_timeout(ssl) < 0 {
-            dtlsClearOpenSSLErrors()
+            OpenSSLErrorQueue.clear()
             fail()
             throw .timeout
         }
@@ -177,10 +177,10 @@ public final class DTLSEndpoint {
     public func send(applicationData: [UInt8]) throws(DTLSError) -> [[UInt8]] {
         guard state == .connected else { throw .invalidState(operation: "send", state: state) }
         guard !applicationData.isEmpty else { return [] }
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         let r = applicationData.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
         guard r > 0 else {
-            let text = dtlsOpenSSLErrorText("SSL_write error \(SSL_get_error(ssl, r))")
+            let text = OpenSSLErrorQueue.drain(fallback: "SSL_write error \(SSL_get_error(ssl, r))")
             fail()
             throw .connectionFailed(text)
         }
@@ -190,9 +190,9 @@ public final class DTLSEndpoint {
     /// Sends close_notify. Exported keys stay valid for packets already in flight.
     public func close() -> [[UInt8]] {
         if state == .connected || state == .handshaking {
-            dtlsClearOpenSSLErrors()
+            OpenSSLErrorQueue.clear()
             _ = SSL_shutdown(ssl)
-            dtlsClearOpenSSLErrors()
+            OpenSSLErrorQueue.clear()
         }
         if state != .failed { state = .closed }
         nextTimeout = nil
@@ -254,17 +254,17 @@ public final class DTLSEndpoint {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
         defer { OPENSSL_cleanse(buffer.baseAddress, length); buffer.deallocate() }
         let label = "EXTRACTOR-dtls_srtp"
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         let ok = SSL_export_keying_material(ssl, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), length,
                                             label, label.utf8.count, nil, 0, 0)
-        guard ok == 1 else { throw .exportFailed(dtlsOpenSSLErrorText("SSL_export_keying_material")) }
+        guard ok == 1 else { throw .exportFailed(OpenSSLErrorQueue.drain(fallback: "SSL_export_keying_material")) }
         return try DTLSSRTPKeys(keying: keying, material: SecretBytes(UnsafeRawBufferPointer(buffer)))
     }
 
     // MARK: - Internals
 
     private func driveHandshake(_ events: inout [DTLSEvent], now: ContinuousClock.Instant) throws(DTLSError) {
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         let r = SSL_do_handshake(ssl)
         if r == 1 {
             let done = try completeHandshake()
@@ -273,7 +273,7 @@ public final class DTLSEndpoint {
         }
         let code = SSL_get_error(ssl, r)
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
-        let text = dtlsOpenSSLErrorText("SSL_do_handshake error \(code)")
+        let text = OpenSSLErrorQueue.drain(fallback: "SSL_do_handshake error \(code)")
         fail()
         if let pin = pinFailure { throw .fingerprintMismatch(expected: pin.expected, got: pin.got) }
         throw .handshakeFailed(text)
@@ -303,7 +303,7 @@ public final class DTLSEndpoint {
     private func readApplicationData(_ events: inout [DTLSEvent]) throws(DTLSError) {
         var buffer = [UInt8](repeating: 0, count: 16_384)
         while true {
-            dtlsClearOpenSSLErrors()
+            OpenSSLErrorQueue.clear()
             let r = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if r > 0 {
                 events.append(.applicationData(Array(buffer.prefix(Int(r)))))
@@ -317,7 +317,7 @@ public final class DTLSEndpoint {
                 events.append(.peerClosed)
                 return
             }
-            let text = dtlsOpenSSLErrorText("SSL_read error \(code)")
+            let text = OpenSSLErrorQueue.drain(fallback: "SSL_read error \(code)")
             fail()
             throw .connectionFailed(text)
         }
@@ -333,7 +333,7 @@ public final class DTLSEndpoint {
     /// The handshake succeeded in OpenSSL but percrec rejects it: tell the peer (close_notify).
     private func failAfterHandshake() {
         _ = SSL_shutdown(ssl)
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         fail()
     }
 

@@ -16,13 +16,13 @@ public final class DTLSIdentity: @unchecked Sendable {
     /// Generates a fresh P-256 key and a self-signed certificate for `commonName`, valid from one
     /// hour ago for `validityDays` days, with a random 63-bit serial number.
     public init(commonName: String = "percrec", validityDays: Int = 365) throws(DTLSError) {
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         guard let key = percrec_ec_gen_p256() else {
-            throw .openSSL(operation: "EVP_EC_gen(P-256)", message: dtlsOpenSSLErrorText("no key"))
+            throw .openSSL(operation: "EVP_EC_gen(P-256)", message: OpenSSLErrorQueue.drain(fallback: "no key"))
         }
         guard let cert = X509_new() else {
             EVP_PKEY_free(key)
-            throw .openSSL(operation: "X509_new", message: dtlsOpenSSLErrorText("out of memory"))
+            throw .openSSL(operation: "X509_new", message: OpenSSLErrorQueue.drain(fallback: "out of memory"))
         }
         var serial = UInt64(0)
         withUnsafeMutableBytes(of: &serial) { _ = RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
@@ -37,11 +37,11 @@ public final class DTLSIdentity: @unchecked Sendable {
             && X509_sign(cert, key, EVP_sha256()) > 0
         guard ok else {
             X509_free(cert); EVP_PKEY_free(key)
-            throw .openSSL(operation: "self-signed certificate", message: dtlsOpenSSLErrorText("X509 setup failed"))
+            throw .openSSL(operation: "self-signed certificate", message: OpenSSLErrorQueue.drain(fallback: "X509 setup failed"))
         }
         guard let fp = DTLSIdentity.fingerprint(of: cert) else {
             X509_free(cert); EVP_PKEY_free(key)
-            throw .openSSL(operation: "X509_digest", message: dtlsOpenSSLErrorText("digest failed"))
+            throw .openSSL(operation: "X509_digest", message: OpenSSLErrorQueue.drain(fallback: "digest failed"))
         }
         certificate = cert; privateKey = key; fingerprint = fp
     }
@@ -49,27 +49,27 @@ public final class DTLSIdentity: @unchecked Sendable {
     /// Loads a certificate and its unencrypted private key from PEM text (for example a
     /// recorder's long-term identity kept in files). The key must match the certificate.
     public init(certificatePEM: [UInt8], privateKeyPEM: SecretBytes) throws(DTLSError) {
-        dtlsClearOpenSSLErrors()
+        OpenSSLErrorQueue.clear()
         let cert: OpaquePointer? = certificatePEM.withUnsafeBytes { raw in
             DTLSIdentity.readPEM(raw, { bio in PEM_read_bio_X509(bio, nil, nil, nil) })
         }
         guard let cert else {
-            throw .invalidPEM(what: "certificate", message: dtlsOpenSSLErrorText("no certificate found"))
+            throw .invalidPEM(what: "certificate", message: OpenSSLErrorQueue.drain(fallback: "no certificate found"))
         }
         let key: OpaquePointer? = privateKeyPEM.withUnsafeBytes { raw in
             DTLSIdentity.readPEM(raw, { bio in PEM_read_bio_PrivateKey(bio, nil, nil, nil) })
         }
         guard let key else {
             X509_free(cert)
-            throw .invalidPEM(what: "private key", message: dtlsOpenSSLErrorText("no private key found"))
+            throw .invalidPEM(what: "private key", message: OpenSSLErrorQueue.drain(fallback: "no private key found"))
         }
         guard X509_check_private_key(cert, key) == 1 else {
-            X509_free(cert); EVP_PKEY_free(key); dtlsClearOpenSSLErrors()
+            X509_free(cert); EVP_PKEY_free(key); OpenSSLErrorQueue.clear()
             throw .keyDoesNotMatchCertificate
         }
         guard let fp = DTLSIdentity.fingerprint(of: cert) else {
             X509_free(cert); EVP_PKEY_free(key)
-            throw .openSSL(operation: "X509_digest", message: dtlsOpenSSLErrorText("digest failed"))
+            throw .openSSL(operation: "X509_digest", message: OpenSSLErrorQueue.drain(fallback: "digest failed"))
         }
         certificate = cert; privateKey = key; fingerprint = fp
     }
