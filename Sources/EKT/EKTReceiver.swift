@@ -149,10 +149,12 @@ public final class EKTReceiver {
         if existing == nil, sources.count >= maxSources { throw .tooManySources(limit: maxSources) }
         let stream = existing?.stream ?? SRTPStream(ssrc: ssrc, initialROC: candidateROC, replayWindowSize: replayWindowSize)
 
-        var attempts: [EKTSource.InnerKey] = []
-        if let c = candidate { attempts.append(c) }
-        if let e = existing { attempts += e.keys }
-        for key in attempts {
+        // Try the announced key first, then the kept ones, newest first (no per-packet array).
+        let offset = candidate == nil ? 0 : 1
+        let keptKeys = existing?.keys ?? []
+        for k in 0..<(offset + keptKeys.count) {
+            let key: EKTSource.InnerKey
+            if k < offset, let c = candidate { key = c } else { key = keptKeys[k - offset] }
             let length: Int
             do {
                 length = try key.context.unprotectRTP(buffer, stream: stream)
