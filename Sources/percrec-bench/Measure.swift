@@ -78,6 +78,18 @@ final class ScratchBuffer {
 // MARK: - Results
 
 /// The outcome of one pass over a packet set.
+/// Failures seen in one timed loop: how many, and the first one in full.
+struct FailureLog {
+    private(set) var count = 0
+    private(set) var first: (index: Int, reason: String)?
+
+    /// Counts a failure; the reason is built only for the first one.
+    mutating func record(_ index: Int, _ reason: @autoclosure () -> String) {
+        count += 1
+        if first == nil { first = (index, reason()) }
+    }
+}
+
 struct PassResult {
     var packets: Int
     var nanoseconds: UInt64

@@ -115,8 +115,7 @@ enum SRTPBenchmark {
     static func percrecPass(_ session: SRTPSession, _ packets: PacketSet, scratch: UnsafeMutableRawPointer,
                             verify: PacketSet?) -> PassResult {
         let count = packets.count, base = packets.base, stride = packets.stride, lengths = packets.lengths
-        var failures = 0
-        var firstFailure: (index: Int, reason: String)? = nil
+        var failed = FailureLog()
         let start = monotonicNanoseconds()
         for i in 0..<count {
             let length = lengths[i]
@@ -124,19 +123,16 @@ enum SRTPBenchmark {
             do {
                 let n = try session.unprotect(UnsafeMutableRawBufferPointer(start: scratch, count: length))
                 if n != packetBytes {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = (i, "plaintext length \(n), expected \(packetBytes)") }
+                    failed.record(i, "plaintext length \(n), expected \(packetBytes)")
                 } else if let plain = verify, memcmp(scratch, plain.slot(i), packetBytes) != 0 {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = (i, "decrypted bytes differ from the plaintext") }
+                    failed.record(i, "decrypted bytes differ from the plaintext")
                 }
             } catch {
-                failures += 1
-                if firstFailure == nil { firstFailure = (i, "\(error)") }
+                failed.record(i, "\(error)")
             }
         }
         let elapsed = monotonicNanoseconds() &- start
-        return PassResult(packets: count, nanoseconds: elapsed, failures: failures, firstFailure: firstFailure)
+        return PassResult(packets: count, nanoseconds: elapsed, failures: failed.count, firstFailure: failed.first)
     }
 
     /// libsrtp2 `srtp_unprotect` over the same packets, the same way.
@@ -144,8 +140,7 @@ enum SRTPBenchmark {
     static func libsrtpPass(_ peer: LibSRTPPeer, _ packets: PacketSet, scratch: UnsafeMutableRawPointer,
                             verify: PacketSet?) -> PassResult {
         let count = packets.count, base = packets.base, stride = packets.stride, lengths = packets.lengths
-        var failures = 0
-        var firstFailure: (index: Int, reason: String)? = nil
+        var failed = FailureLog()
         let start = monotonicNanoseconds()
         for i in 0..<count {
             let length = lengths[i]
@@ -153,18 +148,15 @@ enum SRTPBenchmark {
             var n = Int32(truncatingIfNeeded: length)
             let status = peer.unprotect(scratch, length: &n)
             if status != srtp_err_status_ok {
-                failures += 1
-                if firstFailure == nil { firstFailure = (i, "srtp_unprotect: \(LibSRTPPeer.statusName(status))") }
+                failed.record(i, "srtp_unprotect: \(LibSRTPPeer.statusName(status))")
             } else if n != Int32(packetBytes) {
-                failures += 1
-                if firstFailure == nil { firstFailure = (i, "plaintext length \(n), expected \(packetBytes)") }
+                failed.record(i, "plaintext length \(n), expected \(packetBytes)")
             } else if let plain = verify, memcmp(scratch, plain.slot(i), packetBytes) != 0 {
-                failures += 1
-                if firstFailure == nil { firstFailure = (i, "decrypted bytes differ from the plaintext") }
+                failed.record(i, "decrypted bytes differ from the plaintext")
             }
         }
         let elapsed = monotonicNanoseconds() &- start
-        return PassResult(packets: count, nanoseconds: elapsed, failures: failures, firstFailure: firstFailure)
+        return PassResult(packets: count, nanoseconds: elapsed, failures: failed.count, firstFailure: failed.first)
     }
 
     /// Receiver side of double SRTP: `DoubleSRTPReceiver.openOuter` (outer open + OHB + header
@@ -173,8 +165,7 @@ enum SRTPBenchmark {
     static func doublePass(_ receiver: DoubleSRTPReceiver, _ inner: SRTPSession, _ packets: PacketSet,
                            scratch: UnsafeMutableRawPointer, verify: PacketSet?) -> PassResult {
         let count = packets.count, base = packets.base, stride = packets.stride, lengths = packets.lengths
-        var failures = 0
-        var firstFailure: (index: Int, reason: String)? = nil
+        var failed = FailureLog()
         let start = monotonicNanoseconds()
         for i in 0..<count {
             let length = lengths[i]
@@ -183,22 +174,18 @@ enum SRTPBenchmark {
                 let (innerLength, info) = try receiver.openOuter(UnsafeMutableRawBufferPointer(start: scratch, count: length))
                 let n = try inner.unprotect(UnsafeMutableRawBufferPointer(start: scratch, count: innerLength))
                 if n != packetBytes {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = (i, "plaintext length \(n), expected \(packetBytes)") }
+                    failed.record(i, "plaintext length \(n), expected \(packetBytes)")
                 } else if info.ohb.sequenceNumber == nil {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = (i, "OHB carries no original SEQ: \(info.ohb)") }
+                    failed.record(i, "OHB carries no original SEQ: \(info.ohb)")
                 } else if let plain = verify, memcmp(scratch, plain.slot(i), packetBytes) != 0 {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = (i, "decrypted bytes differ from the plaintext") }
+                    failed.record(i, "decrypted bytes differ from the plaintext")
                 }
             } catch {
-                failures += 1
-                if firstFailure == nil { firstFailure = (i, "\(error)") }
+                failed.record(i, "\(error)")
             }
         }
         let elapsed = monotonicNanoseconds() &- start
-        return PassResult(packets: count, nanoseconds: elapsed, failures: failures, firstFailure: firstFailure)
+        return PassResult(packets: count, nanoseconds: elapsed, failures: failed.count, firstFailure: failed.first)
     }
 
     // MARK: - Checks outside the timed loops
@@ -277,8 +264,8 @@ enum SRTPBenchmark {
         var warmupFailures: [String] = []
         for r in runs {
             let w = try r.pass(plain)
-            if w.failures > 0 {
-                warmupFailures.append("\(r.name) (warm-up): \(w.failures) of \(w.packets) packets failed; first at packet \(w.firstFailure!.index): \(w.firstFailure!.reason)")
+            if w.failures > 0, let first = w.firstFailure {
+                warmupFailures.append("\(r.name) (warm-up): \(w.failures) of \(w.packets) packets failed; first at packet \(first.index): \(first.reason)")
             }
         }
         // Timed passes, interleaved.
@@ -317,7 +304,7 @@ enum SRTPBenchmark {
 
         var problems = checkFailures + warmupFailures
         for x in measurements where x.failures > 0 {
-            let first = x.passes.first { $0.failures > 0 }!.firstFailure!
+            guard let first = x.passes.lazy.compactMap(\.firstFailure).first else { continue }
             problems.append("\(x.name): \(x.failures) packets failed over \(x.passes.count) passes; first at packet \(first.index): \(first.reason)")
         }
         guard problems.isEmpty else {
