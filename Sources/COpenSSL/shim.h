@@ -4,6 +4,7 @@
 #ifndef PERCREC_COPENSSL_SHIM_H
 #define PERCREC_COPENSSL_SHIM_H
 
+#include <string.h>
 #include <openssl/opensslv.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -69,5 +70,31 @@ static const unsigned long percrec_OPENSSL_VERSION_NUMBER = OPENSSL_VERSION_NUMB
 static const unsigned long percrec_MBSTRING_ASC = MBSTRING_ASC;
 static const int percrec_SSL_VERIFY_PEER = SSL_VERIFY_PEER;
 static const int percrec_SSL_VERIFY_FAIL_IF_NO_PEER_CERT = SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+
+// ekt_key outside OpenSSL (Sources/KeyExchange/DTLS/DTLSEpochOneRecords.swift): the DTLS 1.2
+// key block is TLS1-PRF(master secret, "key expansion", server_random ‖ client_random).
+static inline int percrec_tls1_prf(const char *digest, const unsigned char *secret, size_t secretlen,
+                                   const char *label, const unsigned char *seed, size_t seedlen,
+                                   unsigned char *out, size_t outlen) {
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
+    if (kdf == NULL) return 0;
+    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
+    EVP_KDF_free(kdf);
+    if (kctx == NULL) return 0;
+    unsigned char labelled[512];
+    size_t labellen = strlen(label);
+    if (labellen + seedlen > sizeof(labelled)) { EVP_KDF_CTX_free(kctx); return 0; }
+    memcpy(labelled, label, labellen);
+    memcpy(labelled + labellen, seed, seedlen);
+    OSSL_PARAM params[4];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)digest, 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)secret, secretlen);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, labelled, labellen + seedlen);
+    params[3] = OSSL_PARAM_construct_end();
+    int ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
+    OPENSSL_cleanse(labelled, sizeof(labelled));
+    EVP_KDF_CTX_free(kctx);
+    return ok;
+}
 
 #endif

@@ -35,11 +35,14 @@ public final class DTLSContext: @unchecked Sendable {
     public static let supportedEKTCiphersExtension: UInt32 = 39
     /// Whether this build's OpenSSL knows the RFC 8723 double profiles (≥ 3.5).
     public static let opensslSupportsDoubleProfiles = percrec_OPENSSL_VERSION_NUMBER >= 0x3050_0000
-    /// AES-GCM only: the ekt_key path decrypts epoch-1 records itself (notes §2).
-    static let cipherList = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+    /// AES-GCM only: the ekt_key path seals and opens epoch-1 records itself (notes §2), and
+    /// `DTLSEpochOneRecords` knows exactly these two suites.
+    public static let cipherList = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
 
+    /// `cipherSuites` is an OpenSSL cipher string; keep it within `cipherList` (tests narrow it to
+    /// one suite).
     public init(role: DTLSRole, identity: DTLSIdentity, ektCiphers: [EKTCipher] = [.aeskw128, .aeskw256],
-                ektNumbering: EKTCipherNumbering = .default) throws(DTLSError) {
+                ektNumbering: EKTCipherNumbering = .default, cipherSuites: String = DTLSContext.cipherList) throws(DTLSError) {
         precondition(ektCiphers.count < 256, "supported_ekt_ciphers holds at most 255 entries")
         OpenSSLErrorQueue.clear()
         guard let ctx = SSL_CTX_new(role == .client ? DTLS_client_method() : DTLS_server_method()) else {
@@ -60,7 +63,7 @@ public final class DTLSContext: @unchecked Sendable {
               percrec_ssl_ctx_set_max_proto(ctx, DTLS1_2_VERSION) == 1 else {
             throw .openSSL(operation: "DTLS 1.2 version bounds", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
-        guard SSL_CTX_set_cipher_list(ctx, DTLSContext.cipherList) == 1 else {
+        guard SSL_CTX_set_cipher_list(ctx, cipherSuites) == 1 else {
             throw .openSSL(operation: "SSL_CTX_set_cipher_list", message: OpenSSLErrorQueue.drain(fallback: "rejected"))
         }
         guard SSL_CTX_use_certificate(ctx, identity.certificate) == 1,

@@ -11,6 +11,13 @@ public enum DTLSEvent: Sendable, Equatable {
     case applicationData([UInt8])
     /// The peer sent close_notify.
     case peerClosed
+    /// Client: the Key Distributor's `ekt_key` message (RFC 8870 §5.2.2) arrived and was
+    /// acknowledged. Retransmitted copies are acknowledged again but reported once.
+    case ektKeyReceived(EKTKeyMessage)
+    /// Client: an `ekt_key` message arrived that cannot be used (why attached); not acknowledged.
+    case ektKeyRejected(String)
+    /// Server: the client acknowledged the EKTKey with this SPI; retransmission stopped.
+    case ektKeyAcknowledged(spi: UInt16)
 }
 
 /// The result of feeding a datagram to an endpoint: datagrams to send, then events.
@@ -34,6 +41,12 @@ public struct DTLSOutput: Sendable {
 /// The peer is authenticated by the SHA-256 fingerprint of its (self-signed) certificate
 /// (RFC 8122, RFC 5763 §5): a mismatch fails the handshake with `.fingerprintMismatch`. A server
 /// always requests and requires a client certificate. HelloVerifyRequest cookies are not used.
+///
+/// EKTKey delivery (RFC 8870 §5.2.2) runs outside OpenSSL, which cannot send handshake type 26
+/// and would abort on receiving one (notes §2): the server seals `ekt_key` into epoch-1 records
+/// itself (`sendEKTKey(_:now:)`) and retransmits it on the same doubling timer until the
+/// client's RFC 9147 ACK record arrives; the client lifts those records out of each datagram
+/// before OpenSSL sees it, reports `.ektKeyReceived`, and answers with an ACK.
 ///
 /// Not thread-safe: one owner drives it.
 public final class DTLSEndpoint {
@@ -65,6 +78,30 @@ public final class DTLSEndpoint {
     fileprivate let maximumTimeoutMicros: UInt32
     /// EKT cipher agreed in ext 39: the server's choice (server) or the server's answer (client).
     var selectedEKTCipher: EKTCipher?
+
+    /// Retransmissions of one EKTKey before `.ektKeyNotAcknowledged` (OpenSSL's own limit is 12).
+    public static let ektKeyMaxTransmissions = 12
+    /// First `message_seq` of percrec's ekt_key messages: the next one after the server's flight
+    /// (ServerHello 0 … Finished 5; no HelloVerifyRequest).
+    static let firstEKTMessageSequence: UInt16 = 6
+    /// Whether an EKTKey is waiting for its ACK.
+    public var ektKeyPending: Bool { pendingEKTKey != nil }
+    /// How many EKTKey records were retransmitted on this association (for logs and tests).
+    public private(set) var ektKeyRetransmissions = 0
+
+    private struct PendingEKTKey {
+        let spi: UInt16
+        let handshake: [UInt8]
+        var records: Set<DTLSAck.RecordNumber>
+        var transmissions: Int
+        var wait: Duration
+        var deadline: ContinuousClock.Instant
+    }
+    private var epochOne: DTLSEpochOneRecords?
+    private var sslDeadline: ContinuousClock.Instant?
+    private var pendingEKTKey: PendingEKTKey?
+    private var nextEKTMessageSequence = DTLSEndpoint.firstEKTMessageSequence
+    private var lastReceivedEKTMessageSequence: UInt16?
 
     /// Creates an endpoint from `context` (which fixes role, identity and offers).
     public init(context: DTLSContext, expectedPeerFingerprint: DTLSFingerprint?, mtu: Int = 1200,
@@ -146,11 +183,15 @@ public final class DTLSEndpoint {
         guard state == .handshaking || state == .connected else {
             throw .invalidState(operation: "receive", state: state)
         }
-        let written = datagram.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32($0.count)) }
-        guard written == Int32(datagram.count) else {
-            throw .openSSL(operation: "BIO_write", message: OpenSSLErrorQueue.drain(fallback: "short write"))
-        }
         var events: [DTLSEvent] = []
+        // ekt_key and ACK records never reach OpenSSL (see the type's documentation).
+        let forOpenSSL = interceptEpochOneRecords(datagram, events: &events)
+        if !forOpenSSL.isEmpty {
+            let written = forOpenSSL.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32($0.count)) }
+            guard written == Int32(forOpenSSL.count) else {
+                throw .openSSL(operation: "BIO_write", message: OpenSSLErrorQueue.drain(fallback: "short write"))
+            }
+        }
         if state == .handshaking { try driveHandshake(&events, now: now) }
         if state == .connected { try readApplicationData(&events) }
         // Anything OpenSSL could not use stays out of the next datagram.
@@ -159,18 +200,60 @@ public final class DTLSEndpoint {
         return DTLSOutput(datagrams: drainOutgoing(), events: events)
     }
 
-    /// Retransmits the last flight if `nextTimeout` has passed (RFC 6347 §4.2.4). Throws
-    /// `.timeout` once OpenSSL gives up.
+    /// Retransmits the last flight, or a pending EKTKey, if its timer has passed (RFC 6347
+    /// §4.2.4). Throws `.timeout` once OpenSSL gives up, and `.ektKeyNotAcknowledged` once an
+    /// EKTKey went unacknowledged `ektKeyMaxTransmissions` times; both end the association.
     public func handleTimeout(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
         guard state == .handshaking || state == .connected, let deadline = nextTimeout, now >= deadline else { return [] }
-        OpenSSLErrorQueue.clear()
-        if percrec_dtls_handle_timeout(ssl) < 0 {
+        if let sslDeadline, now >= sslDeadline {
             OpenSSLErrorQueue.clear()
-            fail()
-            throw .timeout
+            if percrec_dtls_handle_timeout(ssl) < 0 {
+                OpenSSLErrorQueue.clear()
+                fail()
+                throw .timeout
+            }
+        }
+        var out: [[UInt8]] = []
+        if var pending = pendingEKTKey, now >= pending.deadline {
+            guard pending.transmissions < DTLSEndpoint.ektKeyMaxTransmissions else {
+                pendingEKTKey = nil
+                fail()
+                throw .ektKeyNotAcknowledged(spi: pending.spi)
+            }
+            // A retransmission is a new record with a new sequence number (RFC 6347 §4.2.4).
+            if let epochOne, let sealed = epochOne.seal(contentType: DTLSContentType.handshake, plaintext: pending.handshake) {
+                out.append(sealed.record)
+                pending.records.insert(sealed.number)
+            }
+            pending.transmissions += 1
+            pending.wait = min(pending.wait * 2, maximumRetransmitTimeout)
+            pending.deadline = now + pending.wait
+            pendingEKTKey = pending
+            ektKeyRetransmissions += 1
         }
         updateTimeout(now)
-        return drainOutgoing()
+        return drainOutgoing() + out
+    }
+
+    /// Server: sends the Key Distributor's EKTKey (RFC 8870 §5.2.2) in an epoch-1 handshake
+    /// record, and keeps retransmitting it from `handleTimeout(now:)` until the client's ACK
+    /// arrives (`.ektKeyAcknowledged`). A newer EKTKey replaces one still pending: only the
+    /// latest key matters to the client. Requires `supported_ekt_ciphers` to be negotiated.
+    public func sendEKTKey(_ key: EKTKeyMessage, now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
+        guard role == .server, state == .connected else { throw .invalidState(operation: "sendEKTKey", state: state) }
+        guard negotiation?.ektCipher != nil else { throw .ektNotNegotiated }
+        let records = try epochOneRecords()
+        let message = DTLSHandshakeMessage(messageType: EKTKeyMessage.handshakeType,
+                                           messageSequence: nextEKTMessageSequence, body: key.serialized())
+        nextEKTMessageSequence &+= 1
+        let handshake = message.serialized()
+        guard let sealed = records.seal(contentType: DTLSContentType.handshake, plaintext: handshake) else {
+            throw .epochOneKeys(OpenSSLErrorQueue.drain(fallback: "AES-GCM seal failed"))
+        }
+        pendingEKTKey = PendingEKTKey(spi: key.spi, handshake: handshake, records: [sealed.number], transmissions: 1,
+                                      wait: initialRetransmitTimeout, deadline: now + initialRetransmitTimeout)
+        updateTimeout(now)
+        return [sealed.record]
     }
 
     /// Encrypts application data for the peer (after the handshake).
@@ -196,6 +279,7 @@ public final class DTLSEndpoint {
         }
         if state != .failed { state = .closed }
         nextTimeout = nil
+        pendingEKTKey = nil
         return drainOutgoing()
     }
 
@@ -339,11 +423,93 @@ public final class DTLSEndpoint {
 
     private func updateTimeout(_ now: ContinuousClock.Instant) {
         var tv = timeval()
-        if state == .handshaking || state == .connected, percrec_dtls_get_timeout(ssl, &tv) == 1 {
-            nextTimeout = now + .seconds(Int64(tv.tv_sec)) + .microseconds(Int64(tv.tv_usec))
+        let live = state == .handshaking || state == .connected
+        if live, percrec_dtls_get_timeout(ssl, &tv) == 1 {
+            sslDeadline = now + .seconds(Int64(tv.tv_sec)) + .microseconds(Int64(tv.tv_usec))
         } else {
-            nextTimeout = nil
+            sslDeadline = nil
         }
+        if !live { pendingEKTKey = nil }
+        switch (sslDeadline, pendingEKTKey?.deadline) {
+        case let (a?, b?): nextTimeout = min(a, b)
+        case let (a, b): nextTimeout = a ?? b
+        }
+    }
+
+    // MARK: - ekt_key and ACK records (outside OpenSSL)
+
+    /// The epoch-1 record keys, derived on first use once the session has a master secret.
+    func epochOneRecords() throws(DTLSError) -> DTLSEpochOneRecords {
+        if let epochOne { return epochOne }
+        let made = try DTLSEpochOneRecords(ssl: ssl, role: role)
+        epochOne = made
+        return made
+    }
+
+    /// Takes the ekt_key handshake records and ACK records out of `datagram`, handles them,
+    /// and returns the rest for OpenSSL. Only epoch-1 records are opened: an epoch-1 handshake
+    /// record is decrypted here to see its type, and passed on untouched unless it is ekt_key.
+    private func interceptEpochOneRecords(_ datagram: [UInt8], events: inout [DTLSEvent]) -> [UInt8] {
+        let ranges = DTLSRecordHeader.records(in: datagram)
+        let candidates = ranges.contains { range in
+            let type = datagram[range.lowerBound], epoch = UInt16(datagram[range.lowerBound + 3]) << 8 | UInt16(datagram[range.lowerBound + 4])
+            return epoch == 1 && (type == DTLSContentType.ack || type == DTLSContentType.handshake)
+        }
+        guard candidates, let records = try? epochOneRecords() else { return datagram }
+        var rest: [UInt8] = []
+        rest.reserveCapacity(datagram.count)
+        for range in ranges {
+            let type = datagram[range.lowerBound]
+            if type == DTLSContentType.ack {
+                if let opened = records.open(datagram, record: range) { handleAck(opened.plaintext, events: &events) }
+                continue   // OpenSSL 3.0 does not know ACK records; never pass one on
+            }
+            if type == DTLSContentType.handshake, role == .client, let opened = records.open(datagram, record: range),
+               opened.plaintext.first == EKTKeyMessage.handshakeType {
+                handleEKTKeyRecord(opened.header, opened.plaintext, records: records, events: &events)
+                continue
+            }
+            rest += datagram[range]
+        }
+        if let last = ranges.last, last.upperBound < datagram.count { rest += datagram[last.upperBound...] }
+        else if ranges.isEmpty { rest = datagram }
+        return rest
+    }
+
+    /// Client: an ekt_key record authenticated. Parse, acknowledge, report once.
+    private func handleEKTKeyRecord(_ header: DTLSRecordHeader, _ plaintext: [UInt8], records: DTLSEpochOneRecords,
+                                    events: inout [DTLSEvent]) {
+        let message: DTLSHandshakeMessage
+        let key: EKTKeyMessage
+        do {
+            message = try DTLSHandshakeMessage(parsing: plaintext)
+            key = try EKTKeyMessage(parsing: message.body)
+        } catch {
+            events.append(.ektKeyRejected("\(error)"))
+            return
+        }
+        guard selectedEKTCipher != nil else {
+            events.append(.ektKeyRejected("supported_ekt_ciphers was not negotiated (RFC 8870 §5.2.1)"))
+            return
+        }
+        let ack = DTLSAck(records: [DTLSAck.RecordNumber(epoch: UInt64(header.epoch), sequence: header.sequence)])
+        if let sealed = records.seal(contentType: DTLSContentType.ack, plaintext: ack.serialized()) {
+            pendingDatagrams.append(sealed.record)
+        }
+        // Retransmissions repeat the message_seq: acknowledge again, report once.
+        if let last = lastReceivedEKTMessageSequence, message.messageSequence &- last == 0 || message.messageSequence &- last >= 0x8000 {
+            return
+        }
+        lastReceivedEKTMessageSequence = message.messageSequence
+        events.append(.ektKeyReceived(key))
+    }
+
+    /// Server: an ACK authenticated; stop retransmitting if it names a record of the pending key.
+    private func handleAck(_ plaintext: [UInt8], events: inout [DTLSEvent]) {
+        guard role == .server, let pending = pendingEKTKey, let ack = try? DTLSAck(parsing: plaintext) else { return }
+        guard ack.records.contains(where: { pending.records.contains($0) }) else { return }
+        pendingEKTKey = nil
+        events.append(.ektKeyAcknowledged(spi: pending.spi))
     }
 
     // MARK: - Callback support

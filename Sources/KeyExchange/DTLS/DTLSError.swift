@@ -33,6 +33,16 @@ public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
     case keyDoesNotMatchCertificate
     /// Keying material export failed (RFC 5705 exporter); OpenSSL's text attached.
     case exportFailed(String)
+    /// A record or handshake message percrec parses itself (ekt_key, ACK) is malformed.
+    case malformedRecord(String)
+    /// The epoch-1 keys for ekt_key records could not be derived (suite, session, PRF).
+    case epochOneKeys(String)
+    /// `supported_ekt_ciphers` was not negotiated, so no EKTKey may be sent (RFC 8870 §5.2.1).
+    case ektNotNegotiated
+    /// The peer did not acknowledge the EKTKey with this SPI after every retransmission.
+    case ektKeyNotAcknowledged(spi: UInt16)
+    /// The peer's EKTKey message could not be parsed (RFC 8870 §5.2.2).
+    case invalidEKTKey(String)
 
     public var description: String {
         switch self {
@@ -50,6 +60,11 @@ public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidPEM(what, message): "invalid PEM \(what): \(message)"
         case .keyDoesNotMatchCertificate: "the private key does not match the certificate"
         case let .exportFailed(text): "keying material export failed: \(text)"
+        case let .malformedRecord(text): "malformed DTLS record: \(text)"
+        case let .epochOneKeys(text): "cannot derive the epoch-1 record keys for ekt_key: \(text)"
+        case .ektNotNegotiated: "supported_ekt_ciphers was not negotiated; no EKTKey may be sent"
+        case let .ektKeyNotAcknowledged(spi): "the peer never acknowledged the EKTKey for SPI \(spi)"
+        case let .invalidEKTKey(text): "invalid EKTKey message: \(text)"
         }
     }
 }

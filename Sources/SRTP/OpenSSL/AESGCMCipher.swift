@@ -6,13 +6,13 @@ internal import COpenSSL
 /// in the project notes). Opening decrypts into a private scratch buffer and copies back only
 /// after the tag verified, so a packet that fails authentication is left exactly as it was.
 /// Not thread-safe: one owner at a time.
-final class AESGCMCipher {
-    static let tagLength = 16
+package final class AESGCMCipher {
+    package static let tagLength = 16
     private let ctx: OpaquePointer
     private let sealing: Bool
     private var scratch: UnsafeMutableRawBufferPointer
 
-    init(key: UnsafeRawBufferPointer, sealing: Bool) throws(SRTPError) {
+    package init(key: UnsafeRawBufferPointer, sealing: Bool) throws(SRTPError) {
         let cipher: OpaquePointer?
         switch key.count {
         case 16: cipher = EVP_aes_128_gcm()
@@ -37,7 +37,7 @@ final class AESGCMCipher {
 
     /// Encrypts `text` in place and writes the 16-byte tag to `tag`.
     /// `aad2` follows `aad1` in the authenticated data (SRTCP's ESRTCP word is not contiguous).
-    func seal(iv: UnsafeRawPointer, aad1: UnsafeRawBufferPointer, aad2: UnsafeRawBufferPointer = .init(start: nil, count: 0),
+    package func seal(iv: UnsafeRawPointer, aad1: UnsafeRawBufferPointer, aad2: UnsafeRawBufferPointer = .init(start: nil, count: 0),
               text: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer) -> Bool {
         precondition(sealing, "seal on an opening context")
         var outl: Int32 = 0
@@ -61,7 +61,7 @@ final class AESGCMCipher {
     }
 
     /// Verifies `tag` over the AAD and `text` and, only if it verifies, replaces `text` with the plaintext.
-    func open(iv: UnsafeRawPointer, aad1: UnsafeRawBufferPointer, aad2: UnsafeRawBufferPointer = .init(start: nil, count: 0),
+    package func open(iv: UnsafeRawPointer, aad1: UnsafeRawBufferPointer, aad2: UnsafeRawBufferPointer = .init(start: nil, count: 0),
               text: UnsafeMutableRawBufferPointer, tag: UnsafeRawPointer) -> Bool {
         precondition(!sealing, "open on a sealing context")
         var outl: Int32 = 0
