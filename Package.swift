@@ -30,7 +30,7 @@ let package = Package(
         // Key plane: DTLS-SRTP endpoint over OpenSSL and the DTLS tunnel codec. EKTKey delivery
         // and the reference Key Distributor follow (issue 3).
         .target(name: "KeyExchange", dependencies: ["EKT", "SRTP", "RTPWire", "COpenSSL"]),
-        .target(name: "Lab", dependencies: ["EKT", "SRTP", "RTPWire"]),
+        .target(name: "Lab", dependencies: ["KeyExchange", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
             dependencies: ["Lab", "EKT", "SRTP", "RTPWire",
@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "RTPWireTests", dependencies: ["RTPWire", "TestSupport"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP", "TestSupport"]),
         .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "TestSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "KeyExchange", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "EKT", "SRTP", "TestSupport"]),
     ]
 )

@@ -55,6 +55,10 @@ public final class DTLSEndpoint {
     /// The peer certificate fingerprint to pin; nil accepts any certificate (read
     /// `negotiation.peerFingerprint` and decide yourself).
     public let expectedPeerFingerprint: DTLSFingerprint?
+    /// When `expectedPeerFingerprint` is nil: the set of acceptable peer fingerprints (a Key
+    /// Distributor accepting only invited participants). Any other certificate fails the
+    /// handshake with `.unknownPeer` and a bad_certificate alert. nil accepts any certificate.
+    public let acceptedPeerFingerprints: Set<DTLSFingerprint>?
     /// Link MTU: the largest datagram this endpoint emits.
     public let mtu: Int
     public let initialRetransmitTimeout: Duration
@@ -73,7 +77,7 @@ public final class DTLSEndpoint {
     private let extensionBuffer: UnsafeMutablePointer<UInt8>
     private static let extensionBufferSize = 256
     private var pendingDatagrams: [[UInt8]] = []
-    private var pinFailure: (expected: DTLSFingerprint, got: DTLSFingerprint)?
+    private var pinFailure: (expected: DTLSFingerprint?, got: DTLSFingerprint)?
     fileprivate let initialTimeoutMicros: UInt32
     fileprivate let maximumTimeoutMicros: UInt32
     /// EKT cipher agreed in ext 39: the server's choice (server) or the server's answer (client).
@@ -104,7 +108,8 @@ public final class DTLSEndpoint {
     private var lastReceivedEKTMessageSequence: UInt16?
 
     /// Creates an endpoint from `context` (which fixes role, identity and offers).
-    public init(context: DTLSContext, expectedPeerFingerprint: DTLSFingerprint?, mtu: Int = 1200,
+    public init(context: DTLSContext, expectedPeerFingerprint: DTLSFingerprint?,
+                acceptedPeerFingerprints: Set<DTLSFingerprint>? = nil, mtu: Int = 1200,
                 initialRetransmitTimeout: Duration = .seconds(1),
                 maximumRetransmitTimeout: Duration = .seconds(60)) throws(DTLSError) {
         precondition(mtu >= 256 && mtu <= 65_535, "link MTU out of range")
@@ -130,6 +135,7 @@ public final class DTLSEndpoint {
 
         self.context = context
         self.expectedPeerFingerprint = expectedPeerFingerprint
+        self.acceptedPeerFingerprints = acceptedPeerFingerprints
         self.mtu = mtu
         self.initialRetransmitTimeout = initialRetransmitTimeout
         self.maximumRetransmitTimeout = maximumRetransmitTimeout
@@ -359,7 +365,10 @@ public final class DTLSEndpoint {
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
         let text = OpenSSLErrorQueue.drain(fallback: "SSL_do_handshake error \(code)")
         fail()
-        if let pin = pinFailure { throw .fingerprintMismatch(expected: pin.expected, got: pin.got) }
+        if let pin = pinFailure {
+            if let expected = pin.expected { throw .fingerprintMismatch(expected: expected, got: pin.got) }
+            throw .unknownPeer(pin.got)
+        }
         throw .handshakeFailed(text)
     }
 
@@ -371,6 +380,10 @@ public final class DTLSEndpoint {
         if let expected = expectedPeerFingerprint, expected != got {   // the callback already checked
             failAfterHandshake()
             throw .fingerprintMismatch(expected: expected, got: got)
+        }
+        if expectedPeerFingerprint == nil, let accepted = acceptedPeerFingerprints, !accepted.contains(got) {
+            failAfterHandshake()
+            throw .unknownPeer(got)
         }
         guard let profile = SSL_get_selected_srtp_profile(ssl) else {
             failAfterHandshake()
@@ -522,9 +535,13 @@ public final class DTLSEndpoint {
 
     /// Verify callback: records a pin failure and returns whether `got` is acceptable.
     func checkPeerFingerprint(_ got: DTLSFingerprint) -> Bool {
-        guard let expected = expectedPeerFingerprint else { return true }
-        if expected == got { return true }
-        pinFailure = (expected, got)
+        if let expected = expectedPeerFingerprint {
+            if expected == got { return true }
+            pinFailure = (expected, got)
+            return false
+        }
+        guard let accepted = acceptedPeerFingerprints, !accepted.contains(got) else { return true }
+        pinFailure = (nil, got)
         return false
     }
 

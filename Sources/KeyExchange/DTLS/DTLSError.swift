@@ -11,6 +11,8 @@ public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
     case handshakeFailed(String)
     /// The peer's certificate does not have the pinned SHA-256 fingerprint (RFC 8122 §5).
     case fingerprintMismatch(expected: DTLSFingerprint, got: DTLSFingerprint)
+    /// The peer's certificate is not among the accepted fingerprints (not invited).
+    case unknownPeer(DTLSFingerprint)
     /// The peer completed the handshake without presenting a certificate.
     case missingPeerCertificate
     /// The handshake completed but the peer selected no `use_srtp` profile (RFC 5764 §4.1.1).
@@ -49,6 +51,7 @@ public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .openSSL(operation, message): "OpenSSL \(operation) failed: \(message)"
         case let .handshakeFailed(text): "DTLS handshake failed: \(text)"
         case let .fingerprintMismatch(expected, got): "peer certificate fingerprint mismatch: expected \(expected), got \(got)"
+        case let .unknownPeer(got): "unknown peer certificate fingerprint \(got): not accepted here"
         case .missingPeerCertificate: "the peer presented no certificate"
         case .noSRTPProfile: "the peer negotiated no use_srtp profile"
         case let .unsupportedSRTPProfile(id): "unsupported SRTP protection profile 0x\(String(id, radix: 16))"

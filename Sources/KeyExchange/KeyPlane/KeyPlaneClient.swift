@@ -1,0 +1,153 @@
+import EKT
+import SRTP
+
+/// What an endpoint learns from the key plane.
+public enum KeyPlaneEvent: Sendable, Equatable {
+    /// DTLS completed: the HBH and E2E keying material of this association (PERC mode).
+    case connected(DTLSNegotiation)
+    /// The KD's current EKTKey (RFC 8870 §5.2.2): the first one, or a rekey.
+    case ektKey(EKTKeyMessage)
+    /// New roster events, contiguous and in order (the log so far is `KeyPlaneClient.roster`).
+    case roster([RosterEvent])
+    /// The KD closed the association.
+    case closed
+}
+
+/// The endpoint side of the key plane, sans I/O: a DTLS 1.2 client of the Key Distributor (the
+/// datagrams travel through the Media Distributor), which after the handshake sends percrec's
+/// `Join` (conference and SSRCs, resent until the roster shows it), receives the EKTKey and any
+/// rekeys, and keeps the roster log, acknowledging it so the KD stops resending.
+///
+/// Participants and the recorder use the same type; a recorder joins with no SSRCs.
+/// Not thread-safe: one owner drives it.
+public final class KeyPlaneClient {
+    public let conference: String
+    public let ssrcs: [UInt32]
+    public let endpoint: DTLSEndpoint
+    public let ownFingerprint: DTLSFingerprint
+
+    /// The association's keys, once connected.
+    public private(set) var srtpKeys: DTLSSRTPKeys?
+    /// Every EKTKey received, oldest first (a rekey appends).
+    public private(set) var ektKeys: [EKTKeyMessage] = []
+    /// The roster log, events 1…n without gaps.
+    public private(set) var roster: [RosterEvent] = []
+    /// Roster events that arrived ahead of a gap, kept until the gap fills.
+    private var early: [UInt32: RosterEvent] = [:]
+    private var joinConfirmed = false
+    private var joinDeadline: ContinuousClock.Instant?
+    private var joinWait: Duration
+    private let joinInitialWait: Duration
+
+    public var state: DTLSState { endpoint.state }
+    public var currentEKTKey: EKTKeyMessage? { ektKeys.last }
+
+    /// `kdFingerprint` pins the Key Distributor's certificate.
+    public init(identity: DTLSIdentity, kdFingerprint: DTLSFingerprint, conference: String, ssrcs: [UInt32],
+                ektCiphers: [EKTCipher] = [.aeskw128, .aeskw256], mtu: Int = 1200,
+                initialRetransmitTimeout: Duration = .milliseconds(250),
+                maximumRetransmitTimeout: Duration = .seconds(4)) throws(DTLSError) {
+        self.conference = conference
+        self.ssrcs = ssrcs
+        ownFingerprint = identity.fingerprint
+        joinInitialWait = initialRetransmitTimeout
+        joinWait = initialRetransmitTimeout
+        endpoint = try DTLSEndpoint(role: .client, identity: identity, expectedPeerFingerprint: kdFingerprint,
+                                    ektCiphers: ektCiphers, mtu: mtu, initialRetransmitTimeout: initialRetransmitTimeout,
+                                    maximumRetransmitTimeout: maximumRetransmitTimeout)
+    }
+
+    /// When to call `handleTimeout(now:)` next.
+    public var nextTimeout: ContinuousClock.Instant? {
+        switch (endpoint.nextTimeout, joinConfirmed ? nil : joinDeadline) {
+        case let (a?, b?): min(a, b)
+        case let (a, b): a ?? b
+        }
+    }
+
+    /// The ClientHello flight.
+    public func start(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
+        try endpoint.handshakeStart(now: now)
+    }
+
+    /// Feeds one DTLS datagram from the Media Distributor.
+    public func receive(datagram: [UInt8], now: ContinuousClock.Instant = .now) throws(DTLSError) -> (datagrams: [[UInt8]], events: [KeyPlaneEvent]) {
+        let out = try endpoint.receive(datagram: datagram, now: now)
+        var datagrams = out.datagrams
+        var events: [KeyPlaneEvent] = []
+        for event in out.events {
+            switch event {
+            case let .handshakeCompleted(negotiation):
+                srtpKeys = try endpoint.exportSRTPKeys()
+                events.append(.connected(negotiation))
+                datagrams += try sendJoin(now: now)
+            case let .ektKeyReceived(key):
+                ektKeys.append(key)
+                events.append(.ektKey(key))
+            case .ektKeyRejected, .ektKeyAcknowledged:
+                break
+            case let .applicationData(bytes):
+                guard let message = try? KeyPlaneMessage(parsing: bytes),
+                      case let .roster(conference, incoming) = message, conference == self.conference else { continue }
+                let fresh = absorb(incoming)
+                if !fresh.isEmpty { events.append(.roster(fresh)) }
+                let ack = KeyPlaneMessage.rosterAck(conference: conference, through: UInt32(roster.count))
+                datagrams += try endpoint.send(applicationData: ack.serialized())
+            case .peerClosed:
+                events.append(.closed)
+            }
+        }
+        return (datagrams, events)
+    }
+
+    /// Retransmits DTLS flights and the Join when due.
+    public func handleTimeout(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
+        var out = try endpoint.handleTimeout(now: now)
+        if !joinConfirmed, endpoint.state == .connected, let d = joinDeadline, now >= d {
+            joinWait = min(joinWait * 2, .seconds(4))
+            out += try sendJoin(now: now)
+        }
+        return out
+    }
+
+    /// Leaves: close_notify to the KD.
+    public func leave() -> [[UInt8]] { endpoint.close() }
+
+    /// The E2E master salt for this epoch (RFC 8870: the EKTKey's srtp_master_salt).
+    public var masterSalt: SecretBytes? { currentEKTKey?.srtpMasterSalt }
+
+    private func sendJoin(now: ContinuousClock.Instant) throws(DTLSError) -> [[UInt8]] {
+        joinDeadline = now + joinWait
+        return try endpoint.send(applicationData: KeyPlaneMessage.join(conference: conference, ssrcs: ssrcs).serialized())
+    }
+
+    /// Appends the events that extend the log without a gap; returns them.
+    private func absorb(_ incoming: [RosterEvent]) -> [RosterEvent] {
+        for e in incoming where e.sequence > UInt32(roster.count) && early.count < 65_536 { early[e.sequence] = e }
+        var fresh: [RosterEvent] = []
+        while let next = early.removeValue(forKey: UInt32(roster.count + 1)) {
+            roster.append(next)
+            fresh.append(next)
+            if next.fingerprint == ownFingerprint, next.kind == .join || next.kind == .sources, next.ssrcs == ssrcs {
+                joinConfirmed = true
+            }
+        }
+        if joinConfirmed == false, roster.contains(where: { $0.fingerprint == ownFingerprint && $0.kind != .leave }),
+           currentSSRCs(of: ownFingerprint) == ssrcs {
+            joinConfirmed = true
+        }
+        return fresh
+    }
+
+    /// The SSRCs the roster currently binds to `fingerprint`.
+    public func currentSSRCs(of fingerprint: DTLSFingerprint) -> [UInt32] {
+        var current: [UInt32] = []
+        for e in roster where e.fingerprint == fingerprint {
+            switch e.kind {
+            case .join, .sources: current = e.ssrcs
+            case .leave: current = []
+            }
+        }
+        return current
+    }
+}
