@@ -241,6 +241,17 @@ public final class DoubleSRTPRelay {
     /// OHB bytes plus nothing else). Returns the new length.
     public func forward(_ buffer: UnsafeMutableRawBufferPointer, length: Int, rewrite: HeaderRewrite) throws(SRTPError) -> Int {
         let n = try inbound.unprotect(buffer.mutableView(0..<length))
+        return try DoubleSRTPRelay.sealHop(buffer, length: n, rewrite: rewrite, outbound: outbound)
+    }
+
+    /// The second half of `forward` for a fan-out: `buffer` holds, in its first `length` bytes,
+    /// a packet whose outer layer `inbound.unprotect` already opened (header ‖ inner ciphertext
+    /// ‖ inner tag ‖ OHB). Rewrites PT/SEQ/M recording the originals in the OHB, and seals with
+    /// `outbound`. `buffer` needs room for 3 more OHB bytes plus the outbound overhead.
+    /// Returns the sealed length. A Media Distributor opens each packet once and calls this
+    /// once per receiver on a copy.
+    public static func sealHop(_ buffer: UnsafeMutableRawBufferPointer, length n: Int, rewrite: HeaderRewrite,
+                               outbound: SRTPSession) throws(SRTPError) -> Int {
         let layout: RTPHeaderLayout
         do { layout = try RTPHeaderLayout(buffer.view(0..<n)) } catch { throw .malformed(error) }
         var (ohb, ohbLength) = try OriginalHeaderBlock.parse(trailerOf: buffer.view(layout.headerLength..<n))
