@@ -29,11 +29,14 @@ let package = Package(
         .target(name: "EKT", dependencies: ["SRTP", "RTPWire", "COpenSSL"]),
         // Key plane: DTLS-SRTP endpoint over OpenSSL and the DTLS tunnel codec. EKTKey delivery
         // and the reference Key Distributor follow (issue 3).
-        .target(name: "KeyExchange", dependencies: ["EKT", "SRTP", "RTPWire", "COpenSSL"]),
-        .target(name: "Lab", dependencies: ["KeyExchange", "EKT", "SRTP", "RTPWire"]),
+        .target(name: "KeyExchange", dependencies: ["EKT", "SRTP", "RTPWire", "COpenSSL", "Net"]),
+        // Sockets (UDP, TCP) and a poll loop over Glibc: what the KD, MD, participants and the
+        // recorder use for real network I/O. No protocol knowledge.
+        .target(name: "Net"),
+        .target(name: "Lab", dependencies: ["KeyExchange", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
-            dependencies: ["Lab", "EKT", "SRTP", "RTPWire",
+            dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "percrec-bench",
@@ -45,7 +48,8 @@ let package = Package(
         .testTarget(name: "RTPWireTests", dependencies: ["RTPWire", "TestSupport"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTPWire", "CLibSRTP", "TestSupport"]),
         .testTarget(name: "EKTTests", dependencies: ["EKT", "SRTP", "RTPWire", "TestSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "KeyExchange", "EKT", "SRTP", "TestSupport"]),
-        .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "EKT", "SRTP", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire", "TestSupport"]),
+        .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "Net", "EKT", "SRTP", "TestSupport"]),
+        .testTarget(name: "NetTests", dependencies: ["Net"]),
     ]
 )

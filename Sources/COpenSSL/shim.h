@@ -97,4 +97,10 @@ static inline int percrec_tls1_prf(const char *digest, const unsigned char *secr
     return ok;
 }
 
+// TLS tunnel (Sources/KeyExchange/TLS): option bits built with SSL_OP_BIT(), which Swift
+// cannot import. No tickets and no renegotiation: every tunnel connection runs a full
+// handshake with the certificate pin check.
+static const uint64_t percrec_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
+static const uint64_t percrec_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
+
 #endif
