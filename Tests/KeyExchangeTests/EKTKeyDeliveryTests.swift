@@ -231,7 +231,7 @@ struct EKTKeyDeliveryTests {
 
     @Test("A lost ACK means a retransmission with a new record number; the client ACKs again but reports the key once")
     func retransmissionDeduplicated() async throws {
-        let (client, server) = try makeEndpoints()
+        let (client, server) = try makeEndpoints(initialTimeout: .milliseconds(100))
         let link = Link(client: client, server: server)
         try await link.handshake()
         let key = try ektKey(spi: 7)
@@ -240,7 +240,8 @@ struct EKTKeyDeliveryTests {
         try await link.run { !link.toServer.isEmpty }
         #expect(link.received == [key])
         link.toServer = []
-        try await link.run(limit: .seconds(4)) { !server.ektKeyPending }
+        try await link.run(limit: .seconds(10)) { !server.ektKeyPending }
+        #expect(link.clientError == nil && link.serverError == nil, "client \(String(describing: link.clientError)), server \(String(describing: link.serverError))")
         #expect(server.ektKeyRetransmissions >= 1)
         #expect(link.received == [key])          // reported once
         #expect(link.acknowledged == [7])

@@ -206,7 +206,7 @@ struct ConferenceInMemoryTests {
         bad.spliceFrom = audioSSRC(1); bad.spliceInto = audioSSRC(0)
         bad.delaySSRC = videoSSRC(2); bad.delay = .milliseconds(400); bad.delayAfterPackets = 15
         cfg.malicious = bad
-        cfg.speakerHold = .milliseconds(100)
+        cfg.speakerHold = .zero   // p2 (the loudest) becomes the speaker on its first packet
         let md = MediaDistributor(config: cfg)
         let w = Wiring(kd: kd, md: md)
         for i in 0 ..< 3 { try w.add(i, people.participant(i)) }

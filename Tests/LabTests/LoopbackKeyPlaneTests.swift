@@ -64,7 +64,7 @@ struct LoopbackKeyPlaneTests {
                                           log: { kdLog.append($0) })
             md = try MediaDistributorServer(core: MediaDistributor(), listen: .loopback(port: 0), kd: kd.localAddress,
                                             kdFingerprint: kdID.fingerprint, identity: mdIdentity ?? mdID,
-                                            idleTimeout: .seconds(3), log: { mdLog.append($0) })
+                                            idleTimeout: .seconds(30), log: { mdLog.append($0) })
             let kd = self.kd, md = self.md
             threads = [Background("kd") { kd.run() }, Background("md") { md.run() }]
             identities = ids
@@ -101,6 +101,7 @@ struct LoopbackKeyPlaneTests {
             return runners.allSatisfy { $0.withSession { $0.currentSPI } == spi } && setup.kd.withCore { $0.members(of: "loop").count } == 3
         }
         #expect(allKeyed)
+        if !allKeyed { print("KD log:\n" + setup.kdLog.all.map(\.description).joined(separator: "\n") + "\nMD log:\n" + setup.mdLog.all.map(\.description).joined(separator: "\n")) }
         #expect(setup.md.isTunnelUp)
         #expect(setup.md.withCore { $0.keyedEndpointCount } == 3)
         let first = try #require(setup.spi())

@@ -39,7 +39,15 @@ public final class KeyDistributorServer: @unchecked Sendable {
         log(LogLine("kd.listening", ["address": localAddress.description, "fingerprint": identity.fingerprint.description,
                                      "media_distributors": "\(mediaDistributors.count)"]))
         while !stopping.load(ordering: .relaxed) {
-            lock.withLock { _ in step(maximumWait: .milliseconds(50)) }
+            // Poll without the lock, so `withCore` callers are never starved; handle with it.
+            var poller = lock.withLock { _ in pollSet() }
+            let wait = lock.withLock { _ in core.nextTimeout.map { max(.zero, min(.milliseconds(50), $0 - .now)) } ?? .milliseconds(50) }
+            let ready: [PollEvent]
+            do { ready = try poller.poll(timeout: wait) } catch {
+                log(LogLine("kd.poll_error", ["error": "\(error)"]))
+                continue
+            }
+            lock.withLock { _ in handle(ready) }
         }
         lock.withLock { _ in
             for (id, t) in tunnels { _ = core.tunnelClosed(id); t.close() }
@@ -49,20 +57,18 @@ public final class KeyDistributorServer: @unchecked Sendable {
         log(LogLine("kd.stopped"))
     }
 
-    /// One turn of the loop: wait for sockets or the next timer, then handle what is ready.
-    private func step(maximumWait: Duration) {
+    /// The descriptors to wait on: the listener and every open tunnel.
+    private func pollSet() -> Poller {
         var poller = Poller()
         poller.register(listener.fileDescriptor, interest: .read)
         for t in tunnels.values where !t.isClosed {
             poller.register(t.fd, interest: t.wantsWrite ? [.read, .write] : .read)
         }
-        var wait = maximumWait
-        if let next = core.nextTimeout { wait = max(.zero, min(wait, next - .now)) }
-        let ready: [PollEvent]
-        do { ready = try poller.poll(timeout: wait) } catch {
-            log(LogLine("kd.poll_error", ["error": "\(error)"]))
-            return
-        }
+        return poller
+    }
+
+    /// Handles what poll reported ready, then the timers that are due.
+    private func handle(_ ready: [PollEvent]) {
         for event in ready {
             if event.fd == listener.fileDescriptor { acceptAll(); continue }
             guard let (id, tunnel) = tunnels.first(where: { $0.value.fd == event.fd }) else { continue }

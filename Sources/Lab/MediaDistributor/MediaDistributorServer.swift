@@ -53,7 +53,10 @@ public final class MediaDistributorServer: @unchecked Sendable {
         log(LogLine("md.listening", ["address": localAddress.description, "kd": kdAddress.description,
                                      "fingerprint": identity.fingerprint.description]))
         while !stopping.load(ordering: .relaxed) {
-            lock.withLock { _ in step() }
+            // Poll without the lock, so `withCore` callers are never starved; handle with it.
+            var (poller, wait) = lock.withLock { _ in pollSet() }
+            let ready = (try? poller.poll(timeout: wait)) ?? []
+            lock.withLock { _ in handle(ready) }
         }
         lock.withLock { _ in
             tunnel?.close()
@@ -63,7 +66,8 @@ public final class MediaDistributorServer: @unchecked Sendable {
         log(LogLine("md.stopped"))
     }
 
-    private func step() {
+    /// (Re)connects the tunnel when due; returns the descriptors to wait on and for how long.
+    private func pollSet() -> (Poller, Duration) {
         let now = ContinuousClock.now
         if tunnel == nil, now >= reconnectAt { connectTunnel() }
         var poller = Poller()
@@ -71,8 +75,11 @@ public final class MediaDistributorServer: @unchecked Sendable {
         if let tunnel, !tunnel.isClosed { poller.register(tunnel.fd, interest: tunnel.wantsWrite ? [.read, .write] : .read) }
         var wait: Duration = .milliseconds(50)
         if let next = core.nextTimeout { wait = max(.zero, min(wait, next - now)) }
-        let ready: [PollEvent]
-        do { ready = try poller.poll(timeout: wait) } catch { return }
+        return (poller, wait)
+    }
+
+    private func handle(_ ready: [PollEvent]) {
+        let now = ContinuousClock.now
         for event in ready {
             if event.fd == socket.fileDescriptor {
                 readDatagrams()

@@ -59,18 +59,25 @@ public final class ParticipantRunner: @unchecked Sendable {
                 lock.withLock { _ in send(session.leave()) }
                 break
             }
-            lock.withLock { _ in step() }
+            // Wait without the lock, so `withSession` callers are never starved.
+            let wait = lock.withLock { _ in nextWait() }
+            let readable = (try? Poller.wait(for: socket.fileDescriptor, interest: .read, timeout: wait))?.contains(.readable) == true
+            lock.withLock { _ in step(readable: readable) }
         }
         socket.close()
     }
 
-    private func step() {
+    private func nextWait() -> Duration {
         let now = ContinuousClock.now
         var wait: Duration = .milliseconds(20)
         for due in [session.nextTimeout, session.isReady ? generator?.nextDue : nil] {
             if let due { wait = max(.zero, min(wait, due - now)) }
         }
-        if (try? Poller.wait(for: socket.fileDescriptor, interest: .read, timeout: wait))?.contains(.readable) == true {
+        return wait
+    }
+
+    private func step(readable: Bool) {
+        if readable {
             for _ in 0 ..< 256 {
                 let received = try? buffer.withUnsafeMutableBytes { try socket.receive(into: $0, timeout: .zero) }
                 guard let r = received ?? nil else { break }
