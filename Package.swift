@@ -33,7 +33,9 @@ let package = Package(
         // Sockets (UDP, TCP) and a poll loop over Glibc: what the KD, MD, participants and the
         // recorder use for real network I/O. No protocol knowledge.
         .target(name: "Net"),
-        .target(name: "Lab", dependencies: ["KeyExchange", "Net", "EKT", "SRTP", "RTPWire"]),
+        // Codecs (libopus, libvpx), synthetic sources, RTP payload formats (RFC 7587, RFC 7741).
+        .target(name: "Media", dependencies: ["RTPWire", "COpus", "CVPX"]),
+        .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
             dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
@@ -51,5 +53,6 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "Net", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )
