@@ -10,7 +10,7 @@ struct Percrec: ParsableCommand {
         Exit codes: 0 ok, 1 operational failure, 2 usage error, 3 unauthorized.
         """,
         version: "0.1.0",
-        subcommands: [Demo.self, IdentityCommand.self, KDCommand.self, MDCommand.self])
+        subcommands: [Demo.self, LabCommand.self, IdentityCommand.self, KDCommand.self, MDCommand.self])
 }
 
 struct Demo: ParsableCommand {

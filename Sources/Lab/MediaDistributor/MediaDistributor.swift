@@ -10,6 +10,8 @@ public struct MediaDistributorConfig: Sendable {
     /// Outer payload types that mark audio and video sources (the MD sees only the outer header).
     public var audioPayloadTypes: Set<UInt8> = [111]
     public var videoPayloadTypes: Set<UInt8> = [96]
+    /// Forward every video source, not only the speaker's (tests, small conferences).
+    public var forwardAllVideo = false
     /// RFC 8285 one-byte extension id carrying the RFC 6464 audio level.
     public var audioLevelExtensionID: UInt8 = 1
     /// A source not heard for this long counts as silent (DTX sends nothing in silence).
@@ -280,6 +282,7 @@ public final class MediaDistributor {
                 continue
             }
             var trailer = trailer
+            if source.kind == .video, !r.primed.contains(ssrc) { out += requestKeyFrame(source, ssrc: ssrc, now: now) }
             if isFull {
                 r.primed.insert(ssrc)
             } else if !r.primed.contains(ssrc), !trailer.isEmpty, let full = source.lastFullField {
@@ -321,6 +324,7 @@ public final class MediaDistributor {
             return { _ in pass }
         case .video:
             let speaker = self.speaker, previous = self.previousSpeaker, owner = source.owner
+            if config.forwardAllVideo { return { _ in true } }
             return { receiver in
                 guard let speaker else { return true }   // nobody spoke yet: forward all video
                 return receiver == speaker ? owner == (previous ?? speaker) && owner != receiver : owner == speaker
@@ -343,16 +347,26 @@ public final class MediaDistributor {
         return requests
     }
 
+    /// A receiver starts getting video source `ssrc`: ask its owner for a key frame (at most
+    /// every 500 ms per source), so the receiver can decode at once.
+    private func requestKeyFrame(_ source: Source, ssrc: UInt32, now: ContinuousClock.Instant) -> [Action] {
+        if let last = source.lastKeyFrameRequest, now - last < .milliseconds(500) { return [] }
+        source.lastKeyFrameRequest = now
+        guard let outbound = endpoints[source.owner]?.outbound else { return [] }
+        var pli: [UInt8] = [0x81, 206, 0x00, 0x02]
+        for v in [mdSSRC, ssrc] { pli += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
+        do { try outbound.protectRTCP(&pli) } catch { return [] }
+        counters.keyFrameRequests += 1
+        return [.udp(source.owner, pli)]
+    }
+
     /// RTCP PLI (RFC 4585 §6.3.1) for every video source of `owner`, sealed on its hop.
     private func keyFrameRequest(to owner: EndpointID) -> [Action] {
-        guard let e = endpoints[owner], let outbound = e.outbound else { return [] }
         var out: [Action] = []
+        let now = ContinuousClock.now
         for (ssrc, s) in sources where s.owner == owner && s.kind == .video {
-            var pli: [UInt8] = [0x81, 206, 0x00, 0x02]
-            for v in [mdSSRC, ssrc] { pli += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
-            do { try outbound.protectRTCP(&pli) } catch { continue }
-            counters.keyFrameRequests += 1
-            out.append(.udp(owner, pli))
+            s.lastKeyFrameRequest = nil   // a speaker change always asks
+            out += requestKeyFrame(s, ssrc: ssrc, now: now)
         }
         return out
     }
@@ -439,6 +453,7 @@ private final class Source {
     var loudness = 0.0
     var lastHeard: ContinuousClock.Instant?
     var packetCount = 0
+    var lastKeyFrameRequest: ContinuousClock.Instant?
     /// The latest Full EKT field this source sent.
     var lastFullField: [UInt8]?
 

@@ -35,6 +35,8 @@ public final class ParticipantRunner: @unchecked Sendable {
     public private(set) var sentPackets = 0
     public private(set) var receivedPackets = 0
     public private(set) var sendErrors = 0
+    /// RTCP compound packets from other participants (SR, SDES), opened hop by hop.
+    public private(set) var rtcpReceived = 0
 
     public init(session: ParticipantSession, mediaDistributor: SocketAddress, generator: MediaGenerator? = nil) throws(NetError) {
         self.session = session
@@ -90,14 +92,17 @@ public final class ParticipantRunner: @unchecked Sendable {
         if let due = session.nextTimeout, later >= due {
             do { send(try session.handleTimeout(now: later)) } catch { onEvent?(.closed) }
         }
-        guard session.isReady, let generator, let due = generator.nextDue, later >= due else { return }
-        for packet in generator.packets(now: later) {
+        // Read the clock after asking: a generator that has not started says "due now".
+        guard session.isReady, let generator, let due = generator.nextDue else { return }
+        let now = ContinuousClock.now
+        guard now >= due else { return }
+        for packet in generator.packets(now: now) {
             do {
                 try socket.send(try session.protect(packet), to: mediaDistributor)
                 sentPackets += 1
             } catch { sendErrors += 1 }
         }
-        for compound in generator.rtcp(now: later) {
+        for compound in generator.rtcp(now: now) {
             if let bytes = try? session.protectRTCP(compound) { try? socket.send(bytes, to: mediaDistributor) }
         }
     }
@@ -111,6 +116,8 @@ public final class ParticipantRunner: @unchecked Sendable {
             generator?.keyFrameRequested(ssrc: ssrc)
         case .rekeyed:
             generator?.rekeyed()
+        case .rtcp:
+            rtcpReceived += 1
         default:
             break
         }

@@ -36,6 +36,13 @@ public final class ParticipantSession {
     /// RTP clock rate by payload type, for delay detection.
     public var clockRates: [UInt8: Int] = [111: 48_000, 96: 90_000]
     public var delayThreshold: Duration = .milliseconds(150)
+    /// After a new EKTKey, senders keep the old master key this long before switching (RFC 8870
+    /// §4.6 SHOULD: 250 ms), so receivers that get the new EKTKey a little later lose nothing.
+    public var rekeyDelay: Duration = .milliseconds(250)
+    private var pendingRekey: (set: EKTParameterSet, at: ContinuousClock.Instant)?
+    /// A new member waits `rekeyDelay` before its first packet, for the same reason: the others
+    /// are getting the EKTKey its join caused at the same moment.
+    private var sendingFrom: ContinuousClock.Instant?
 
     public private(set) var receiver: PERCReceiver?
     private var senders: [UInt32: PERCSender] = [:]
@@ -55,8 +62,10 @@ public final class ParticipantSession {
                                       ssrcs: sendingSSRCs, initialRetransmitTimeout: initialRetransmitTimeout)
     }
 
-    /// Keyed: DTLS done and an EKTKey installed, so `protect` works.
-    public var isReady: Bool { parameters != nil && receiver != nil }
+    /// Keyed: DTLS done and an EKTKey installed, so `protect` works (and the first-key wait over).
+    public var isReady: Bool {
+        parameters != nil && receiver != nil && sendingFrom.map { ContinuousClock.now >= $0 } ?? false
+    }
     public var currentSPI: UInt16? { parameters?.spi }
     public var nextTimeout: ContinuousClock.Instant? { keyPlane.nextTimeout }
 
@@ -100,7 +109,11 @@ public final class ParticipantSession {
     }
 
     /// Double-encrypts an RTP packet from one of `sendingSSRCs` and appends its EKT field.
-    public func protect(_ packet: RTPPacket) throws(PERCError) -> [UInt8] {
+    public func protect(_ packet: RTPPacket, now: ContinuousClock.Instant = .now) throws(PERCError) -> [UInt8] {
+        if let pending = pendingRekey, now >= pending.at {
+            pendingRekey = nil
+            for s in senders.values { try s.rekey(pending.set) }
+        }
         guard let sender = senders[packet.ssrc] else { throw .noKeyForSource(packet.ssrc) }
         var bytes = packet.serialized()
         try sender.protect(&bytes)
@@ -134,9 +147,11 @@ public final class ParticipantSession {
                 parameters = set
                 install(set, into: receiver)
                 if first {
+                    sendingFrom = now + rekeyDelay
                     out += makeSenders()
                 } else {
-                    for s in senders.values { try? s.rekey(set) }
+                    // Receive with the new key at once; send with it after `rekeyDelay`.
+                    pendingRekey = (set, now + rekeyDelay)
                     rekeys += 1
                     out.append(.rekeyed(spi: set.spi))
                 }

@@ -11,7 +11,15 @@ public struct LogLine: Sendable, CustomStringConvertible {
         self.fields = fields.map { ($0.key, $0.value) }
     }
 
+    private init(event: String, fields: [(key: String, value: String)]) {
+        self.event = event
+        self.fields = fields
+    }
+
     public func value(_ key: String) -> String? { fields.first { $0.key == key }?.value }
+
+    /// The same line with `component.` in front of the event (`kd.member.joined`).
+    public func prefixed(_ component: String) -> LogLine { LogLine(event: component + "." + event, fields: fields) }
 
     public var description: String {
         var s = event
