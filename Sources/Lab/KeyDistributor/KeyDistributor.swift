@@ -448,6 +448,7 @@ private final class ConferenceState {
     var history: [EKTKeyMessage] = []
     var roster: [RosterEvent] = []
     private var nextSPI: UInt16 = 1
+    static let historyLimit = 64
 
     init(config: ConferenceConfig) { self.config = config }
 
@@ -462,6 +463,12 @@ private final class ConferenceState {
                                            ttl: config.ektTtlSeconds) else { return }
         epoch = (key, now)
         history.append(key)
+        // Keep a bounded tail for inspection; older keys are wiped (members got them already).
+        if history.count > ConferenceState.historyLimit {
+            let old = history.removeFirst()
+            old.ektKeyValue.wipe()
+            old.srtpMasterSalt.wipe()
+        }
     }
 
     func append(kind: RosterEventKind, fingerprint: DTLSFingerprint, role: ParticipantRole, name: String, ssrcs: [UInt32], time: Date) {
