@@ -36,7 +36,7 @@ private final class Link {
     }
 
     /// Moves datagrams until `done()` holds, a side fails, or `limit` passes.
-    func run(limit: Duration = .seconds(8), until done: () -> Bool) async throws {
+    func run(limit: Duration = .seconds(30), until done: () -> Bool) async throws {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < limit, !done(), clientError == nil, serverError == nil {
             if toServer.isEmpty && toClient.isEmpty {
@@ -240,7 +240,7 @@ struct EKTKeyDeliveryTests {
         try await link.run { !link.toServer.isEmpty }
         #expect(link.received == [key])
         link.toServer = []
-        try await link.run(limit: .seconds(10)) { !server.ektKeyPending }
+        try await link.run(limit: .seconds(30)) { !server.ektKeyPending }
         #expect(link.clientError == nil && link.serverError == nil, "client \(String(describing: link.clientError)), server \(String(describing: link.serverError))")
         #expect(server.ektKeyRetransmissions >= 1)
         #expect(link.received == [key])          // reported once
@@ -311,7 +311,7 @@ struct EKTKeyDeliveryTests {
         try await link.handshake()
         link.intercept = { _ in nil }
         link.toClient = try server.sendEKTKey(try ektKey(spi: 3))
-        try await link.run(limit: .seconds(10)) { false }
+        try await link.run(limit: .seconds(30)) { false }
         #expect(link.serverError == .ektKeyNotAcknowledged(spi: 3))
         #expect(server.state == .failed)
         #expect(server.ektKeyRetransmissions == DTLSEndpoint.ektKeyMaxTransmissions - 1)

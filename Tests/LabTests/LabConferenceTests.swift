@@ -20,7 +20,7 @@ struct LabConferenceTests {
         options.forwardAllVideo = true
         let lab = try LabConference(options: options, recordPayloads: true, log: { _ in })
         try lab.start()
-        defer { lab.stop() }
+        try await withCleanup({ lab.stop() }) {
 
         let names = (0 ..< 3).map(LabConference.name(of:))
         let enough = try await eventually(.seconds(20)) {
@@ -35,9 +35,11 @@ struct LabConferenceTests {
 
         // Byte for byte: every decrypted packet is what its sender packetized: payload, PT,
         // marker and timestamp (the inner header carries no extension; the level rode outside).
+        // Snapshot what was received first: anything in it was sent before, so it is in `sent`.
+        let receivedByName = names.map { lab.receivedPackets(of: $0) }
         let sent = lab.sentPackets()
         for (i, name) in names.enumerated() {
-            let got = lab.receivedPackets(of: name)
+            let got = receivedByName[i]
             for j in 0 ..< 3 where j != i {
                 for ssrc in [LabConference.audioSSRC(of: j), LabConference.videoSSRC(of: j)] {
                     let received = got[ssrc] ?? [:]
@@ -84,5 +86,6 @@ struct LabConferenceTests {
         // SRTCP (SR + SDES every second) crossed the MD hop by hop.
         #expect(lab.md.withCore { $0.counters.rtcpForwarded } > 0)
         #expect(lab.stats().allSatisfy { $0.rtcpReceived > 0 })
+        }
     }
 }

@@ -23,10 +23,39 @@ final class Background: @unchecked Sendable {
     }
 }
 
+/// Participants started so far, for cleanup.
+final class Started: @unchecked Sendable {
+    private let lock = NSLock()
+    private var r: [ParticipantRunner] = [], t: [Background] = []
+    func add(_ runner: ParticipantRunner, _ thread: Background) { lock.withLock { r.append(runner); t.append(thread) } }
+    var runners: [ParticipantRunner] { lock.withLock { r } }
+    var threads: [Background] { lock.withLock { t } }
+}
+
 final class LogSink: @unchecked Sendable {
     private let lines = Mutex<[LogLine]>([])
     func append(_ line: LogLine) { lines.withLock { $0.append(line) } }
     var all: [LogLine] { lines.withLock { $0 } }
+}
+
+/// Runs blocking work (joining threads, waiting on semaphores) on a thread of its own, so the
+/// test never blocks Swift concurrency's cooperative threads: other suites' `Task.sleep`
+/// timers (the DTLS retransmission tests) keep running on time.
+func offPool(_ body: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        Thread.detachNewThread {
+            body()
+            done.resume()
+        }
+    }
+}
+
+/// Runs `body`, then `cleanup` off the cooperative pool, whether or not `body` threw.
+func withCleanup(_ cleanup: @escaping @Sendable () -> Void, _ body: () async throws -> Void) async throws {
+    let result: Result<Void, any Error>
+    do { try await body(); result = .success(()) } catch { result = .failure(error) }
+    await offPool(cleanup)
+    try result.get()
 }
 
 /// Polls `condition` every 20 ms until it holds or `limit` passes.
@@ -92,9 +121,10 @@ struct LoopbackKeyPlaneTests {
     @Test("Three endpoints are keyed through the MD; a leave and a join each rekey, and every member gets the new key")
     func rekeyOverLoopback() async throws {
         let setup = try Setup(participants: 4)
+        let started = Started()
+        try await withCleanup({ setup.shutdown(started.runners, started.threads) }) {
         var runners: [ParticipantRunner] = [], threads: [Background] = []
-        for i in 0 ..< 3 { let (r, t) = try setup.participant(i); runners.append(r); threads.append(t) }
-        defer { setup.shutdown(runners, threads) }
+        for i in 0 ..< 3 { let (r, t) = try setup.participant(i); runners.append(r); threads.append(t); started.add(r, t) }
 
         let allKeyed = try await eventually {
             guard let spi = setup.spi() else { return false }
@@ -115,7 +145,7 @@ struct LoopbackKeyPlaneTests {
         #expect(setup.kd.withCore { $0.members(of: "loop") } == ["p0", "p2"])
 
         let (late, lateThread) = try setup.participant(3)
-        runners.append(late); threads.append(lateThread)
+        runners.append(late); threads.append(lateThread); started.add(late, lateThread)
         let afterJoin = try await eventually {
             guard let spi = setup.spi() else { return false }
             return [runners[0], runners[2], late].allSatisfy { $0.withSession { $0.currentSPI } == spi }
@@ -126,6 +156,7 @@ struct LoopbackKeyPlaneTests {
         let roster = runners[0].withSession { $0.keyPlane.roster }
         #expect(roster.map(\.kind) == [.join, .join, .join, .leave, .join])
         #expect(roster.last?.displayName == "p3")
+        }
     }
 
     @Test("An endpoint with an unknown certificate is refused by the KD with a log line naming its fingerprint")
@@ -133,7 +164,7 @@ struct LoopbackKeyPlaneTests {
         let setup = try Setup(participants: 1)
         let stranger = try DTLSIdentity(commonName: "stranger")
         let (runner, thread) = try setup.participant(0, identity: stranger)
-        defer { setup.shutdown([runner], [thread]) }
+        try await withCleanup({ setup.shutdown([runner], [thread]) }) {
         let refused = try await eventually {
             setup.kdLog.all.contains { $0.event == "association.refused" && $0.value("fingerprint") == stranger.fingerprint.description }
         }
@@ -141,13 +172,14 @@ struct LoopbackKeyPlaneTests {
         #expect(runner.withSession { $0.isReady } == false)
         #expect(setup.kd.withCore { $0.counters.refusedUnknownFingerprint } >= 1)
         #expect(setup.md.withCore { $0.keyedEndpointCount } == 0)
+        }
     }
 
     @Test("A Media Distributor whose certificate the KD does not pin never gets a tunnel")
     func unpinnedMediaDistributor() async throws {
         let setup = try Setup(participants: 1, mdIdentity: try DTLSIdentity(commonName: "rogue-md"))
         let (runner, thread) = try setup.participant(0)
-        defer { setup.shutdown([runner], [thread]) }
+        try await withCleanup({ setup.shutdown([runner], [thread]) }) {
         let logged = try await eventually(.seconds(5)) {
             setup.kdLog.all.contains { $0.event == "tunnel.closed" || $0.event == "tunnel.refused" }
         }
@@ -155,5 +187,6 @@ struct LoopbackKeyPlaneTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(runner.withSession { $0.isReady } == false)
         #expect(setup.kd.withCore { $0.counters.handshakes } == 0)
+        }
     }
 }
