@@ -37,10 +37,10 @@ struct LabCommand: ParsableCommand {
     var verbose = false
 
     func validate() throws {
-        guard (1 ... 8).contains(participants) else { throw ValidationError("--participants must be 1…8") }
-        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600] seconds") }
-        guard parsedVideo != nil else { throw ValidationError("--video must look like 640x360 (even numbers, 16…1920)") }
-        guard (1 ... 60).contains(fps) else { throw ValidationError("--fps must be 1…60") }
+        guard (1 ... 8).contains(participants) else { throw usageError("--participants must be 1…8") }
+        guard duration > 0, duration <= 3600 else { throw usageError("--duration must be in (0, 3600] seconds") }
+        guard parsedVideo != nil else { throw usageError("--video must look like 640x360 (even numbers, 16…1920)") }
+        guard (1 ... 60).contains(fps) else { throw usageError("--fps must be 1…60") }
     }
 
     var parsedVideo: (Int, Int)? {

@@ -2,6 +2,7 @@ import EKT
 import Foundation
 import Glibc
 @testable import KeyExchange
+import Net
 import SRTP
 import Testing
 import TestSupport
@@ -109,74 +110,26 @@ private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     return (0 ... haystack.count - needle.count).contains { Array(haystack[$0 ..< $0 + needle.count]) == needle }
 }
 
-/// A UDP socket bound to 127.0.0.1 on an ephemeral port (tests only).
+/// A `Net.UDPSocket` on 127.0.0.1 with an ephemeral port, addressed by port number (tests only).
 private final class LoopbackUDP {
-    let fd: Int32
-    let port: UInt16
+    private let socket: UDPSocket
+    var port: UInt16 { socket.localAddress.port }
 
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var addr = LoopbackUDP.address(port: 0)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { close(fd); throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        self.fd = fd
-        port = UInt16(bigEndian: addr.sin_port)
-    }
-
-    deinit { close(fd) }
-
-    static func address(port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return a
-    }
+    init() throws { socket = try UDPSocket(bindingTo: .loopback(port: 0)) }
 
     /// A port that was free a moment ago (bind port 0, read it back, close).
     static func freePort() throws -> UInt16 { try LoopbackUDP().port }
 
-    func send(_ datagram: [UInt8], to port: UInt16) {
-        var addr = LoopbackUDP.address(port: port)
-        _ = datagram.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-    }
+    func send(_ datagram: [UInt8], to port: UInt16) { try? socket.send(datagram, to: .loopback(port: port)) }
 
     /// One datagram and its source port, or nil if none arrived within `timeoutMs`.
     func receiveFrom(timeoutMs: Int32) -> ([UInt8], UInt16)? {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, timeoutMs) == 1 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        var from = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let n = buffer.withUnsafeMutableBytes { bytes in
-            withUnsafeMutablePointer(to: &from) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, bytes.baseAddress, bytes.count, 0, $0, &len) }
-            }
-        }
-        return n >= 0 ? (Array(buffer.prefix(n)), UInt16(bigEndian: from.sin_port)) : nil
+        guard let d = (try? socket.receive(timeout: .milliseconds(Int64(timeoutMs)))) ?? nil else { return nil }
+        return (d.bytes, d.source.port)
     }
 
     /// One datagram, or nil if none arrived within `timeoutMs`.
-    func receive(timeoutMs: Int32) -> [UInt8]? {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, timeoutMs) == 1 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let n = buffer.withUnsafeMutableBytes { recvfrom(fd, $0.baseAddress, $0.count, 0, nil, nil) }
-        return n >= 0 ? Array(buffer.prefix(n)) : nil
-    }
+    func receive(timeoutMs: Int32) -> [UInt8]? { receiveFrom(timeoutMs: timeoutMs)?.0 }
 }
 
 /// Milliseconds until `deadline` (at least 1, at most `cap`); `cap` when there is none.
@@ -185,70 +138,6 @@ private func millis(until deadline: ContinuousClock.Instant?, cap: Int32) -> Int
     let (s, atto) = (deadline - .now).components
     let ms = s * 1000 + atto / 1_000_000_000_000_000
     return Int32(max(1, min(Int64(cap), ms)))
-}
-
-/// An `openssl` command-line process (s_server / s_client) with stdin held open (both quit on
-/// EOF) and stdout collected for markers. `finish()` closes stdin, waits briefly, then kills it.
-private final class OpenSSLTool {
-    static let path = "/usr/bin/openssl"
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: path) }
-
-    let process = Process()
-    private let stdin = Pipe(), stdout = Pipe()
-    private(set) var output = ""
-
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: OpenSSLTool.path)
-        process.arguments = arguments
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    /// Reads stdout until `marker` and the rest of its line arrived; false at EOF or after `limit`.
-    func readUntil(_ marker: String, within limit: Duration) -> Bool {
-        let fd = stdout.fileHandleForReading.fileDescriptor
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < limit {
-            if let r = output.range(of: marker), output[r.upperBound...].contains("\n") { return true }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 50) == 1 else { continue }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return false }
-            output += String(decoding: buffer.prefix(n), as: UTF8.self)
-        }
-        return false
-    }
-
-    /// The hex after "Keying material: " (printed with -keymatexport).
-    var keyingMaterial: [UInt8]? {
-        guard let line = output.split(separator: "\n").first(where: { $0.contains("Keying material: ") }),
-              let hex = line.split(separator: ":").last else { return nil }
-        return [UInt8](hexString: hex.trimmingCharacters(in: .whitespaces))
-    }
-
-    /// Closes stdin (both tools quit on EOF), gives the process `grace` to exit, then kills it
-    /// and reaps it. SIGKILL, not `terminate()`: a child spawned from a Swift concurrency thread
-    /// inherits that thread's signal mask, in which SIGTERM is blocked.
-    func finish(grace: Duration = .seconds(2)) {
-        try? stdin.fileHandleForWriting.close()
-        let deadline = ContinuousClock.now + grace
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
-
-/// Writes `identity` as cert.pem and key.pem into a fresh temporary directory.
-private func writePEMFiles(_ identity: DTLSIdentity) throws -> (dir: URL, cert: String, key: String) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("percrec-dtls-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
-    try identity.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
-    try Data(identity.privateKeyPEM.unsafeCopiedBytes).write(to: URL(fileURLWithPath: key))
-    return (dir, cert, key)
 }
 
 // MARK: - Tests

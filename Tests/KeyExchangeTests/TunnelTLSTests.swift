@@ -104,71 +104,6 @@ private struct ClientRun: Sendable {
     var received: [TunnelMessage] = []
 }
 
-/// An `openssl s_client` process with stdin held open (it quits on EOF) and stdout collected.
-private final class OpenSSLClient {
-    static let path = "/usr/bin/openssl"
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: path) }
-
-    private let process = Process()
-    private let stdin = Pipe(), stdout = Pipe()
-    private(set) var output = ""
-
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: OpenSSLClient.path)
-        process.arguments = ["s_client"] + arguments
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-    }
-
-    func write(_ text: String) throws {
-        try stdin.fileHandleForWriting.write(contentsOf: Data(text.utf8))
-    }
-
-    /// Reads stdout until `marker` appeared; false at EOF or after `limit`.
-    func readUntil(_ marker: String, within limit: Duration) -> Bool {
-        let fd = stdout.fileHandleForReading.fileDescriptor
-        let deadline = ContinuousClock.now + limit
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while ContinuousClock.now < deadline {
-            if output.contains(marker) { return true }
-            guard (try? Poller.wait(for: fd, interest: .read, timeout: .milliseconds(50)))?.isEmpty == false else { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return output.contains(marker) }
-            output += String(decoding: buffer.prefix(n), as: UTF8.self)
-        }
-        return output.contains(marker)
-    }
-
-    /// Closes stdin, gives the process `grace` to exit, then SIGKILLs it (a process launched
-    /// from a Swift concurrency thread inherits a mask that blocks SIGTERM) and reaps it.
-    func finish(grace: Duration = .seconds(2)) {
-        try? stdin.fileHandleForWriting.close()
-        let deadline = ContinuousClock.now + grace
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
-
-/// Writes `identity` as cert.pem and key.pem (mode 0600) into a fresh temporary directory;
-/// the copy of the key made for writing is wiped.
-private func writePEMFiles(_ identity: DTLSIdentity) throws -> (dir: URL, cert: String, key: String) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("percrec-tls-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
-    try identity.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
-    var keyBytes = identity.privateKeyPEM.unsafeCopiedBytes
-    defer { TLSStream.cleanse(&keyBytes) }
-    let fd = open(key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission) }
-    defer { close(fd) }
-    let written = keyBytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-    guard written == keyBytes.count else { throw CocoaError(.fileWriteUnknown) }
-    return (dir, cert, key)
-}
-
 // MARK: - Tests
 
 @Suite("Tunnel over TLS")
@@ -391,7 +326,7 @@ struct TunnelTLSTests {
     }
 
     @Test("interop: openssl s_client (TLS 1.3 and 1.2) with a client certificate completes the handshake and exchanges data; without one it is refused",
-          .enabled(if: OpenSSLClient.available), arguments: [true, false], ["TLSv1.3", "TLSv1.2"])
+          .enabled(if: OpenSSLTool.available), arguments: [true, false], ["TLSv1.3", "TLSv1.2"])
     func opensslClient(withCertificate: Bool, version: String) throws {
         let clientID = try DTLSIdentity(commonName: "s_client"), serverID = try DTLSIdentity(commonName: "key-distributor")
         let files = try writePEMFiles(clientID)
@@ -399,7 +334,7 @@ struct TunnelTLSTests {
         let listener = try TCPListener(bindingTo: .loopback(port: 0))
         let certArgs = withCertificate ? ["-cert", files.cert, "-key", files.key] : []
         let versionArg = version == "TLSv1.2" ? "-tls1_2" : "-tls1_3"
-        let tool = try OpenSSLClient(["-connect", "127.0.0.1:\(listener.localAddress.port)", versionArg] + certArgs)
+        let tool = try OpenSSLTool(["s_client", "-connect", "127.0.0.1:\(listener.localAddress.port)", versionArg] + certArgs, stderrToStdout: true)
         defer { tool.finish() }
 
         let stream = try #require(try listener.accept(timeout: .seconds(10)))

@@ -72,7 +72,7 @@ public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Where a `DTLSEndpoint` is in its life.
+/// Where a `DTLSEndpoint` (or a `TLSStream`, as `TLSState`) is in its life.
 public enum DTLSState: Sendable, Equatable, CustomStringConvertible {
     /// Created; `handshakeStart()` not called yet.
     case idle

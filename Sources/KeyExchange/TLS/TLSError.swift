@@ -34,29 +34,8 @@ public enum TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Where a `TLSStream` is in its life.
-public enum TLSState: Sendable, Equatable, CustomStringConvertible {
-    /// Created; `start()` not called and nothing received.
-    case idle
-    /// Handshake messages are being exchanged.
-    case handshaking
-    /// The handshake completed; application data flows.
-    case connected
-    /// close_notify was sent or received. Bytes that still arrive are ignored.
-    case closed
-    /// A fatal error ended the connection.
-    case failed
-
-    public var description: String {
-        switch self {
-        case .idle: "idle"
-        case .handshaking: "handshaking"
-        case .connected: "connected"
-        case .closed: "closed"
-        case .failed: "failed"
-        }
-    }
-}
+/// Where a `TLSStream` is in its life: the same states as a DTLS association.
+public typealias TLSState = DTLSState
 
 /// What the handshake settled, reported once with `TLSEvent.handshakeCompleted`.
 public struct TLSNegotiation: Sendable, Equatable {

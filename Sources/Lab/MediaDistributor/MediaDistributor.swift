@@ -101,6 +101,11 @@ public final class MediaDistributor {
     private var scratch = [UInt8](repeating: 0, count: 2048)
     private let mdSSRC: UInt32 = 0x4D44_0001   // "MD": sender SSRC of the MD's own feedback
     private var pendingActions: [Action] = []
+    /// The loudest audible audio sources and the loudest one (`refreshRanking`).
+    private var ranking: (loudest: Set<UInt32>, top: Source?) = ([], nil)
+    private var rankingAge = MediaDistributor.rankingStale
+    private var rankedAt: ContinuousClock.Instant?
+    private static let rankingStale = 1 << 20
 
     public init(config: MediaDistributorConfig = .init()) {
         self.config = config
@@ -184,6 +189,8 @@ public final class MediaDistributor {
         guard let e = endpoints.removeValue(forKey: id) else { return [] }
         byAssociation[e.association] = nil
         for (ssrc, s) in sources where s.owner == id { sources[ssrc] = nil }
+        ranking = ([], nil)
+        rankingAge = Self.rankingStale
         keyFramePending.remove(id)
         if speaker == id { speaker = nil }
         if previousSpeaker == id { previousSpeaker = nil }
@@ -232,6 +239,7 @@ public final class MediaDistributor {
             }
             let kind: Source.Kind = config.videoPayloadTypes.contains(layout.payloadType) ? .video : .audio
             sources[ssrc] = Source(owner: id, kind: kind)
+            rankingAge = Self.rankingStale
             if kind == .video, keyFramePending.remove(id) != nil { pendingActions += keyFrameRequest(to: id) }
         }
         guard let source = sources[ssrc], source.owner == id else { counters.malformed += 1; return [] }
@@ -240,6 +248,7 @@ public final class MediaDistributor {
         if source.kind == .audio, let level = audioLevel(plain, layout) {
             source.loudness = 0.7 * source.loudness + 0.3 * Double(level.voiceActivity || level.level < 127 ? 127 - Int(level.level) : 0)
         }
+        if source.kind == .audio { refreshRanking(now: now) }
         var out = pendingActions + updateSpeaker(now: now)
         pendingActions = []
 
@@ -316,9 +325,7 @@ public final class MediaDistributor {
     private func isSelected(_ source: Source, ssrc: UInt32, now: ContinuousClock.Instant) -> (EndpointID) -> Bool {
         switch source.kind {
         case .audio:
-            let loudest = Set(sources.filter { $0.value.kind == .audio && $0.value.isAudible(now, config.silenceAfter) }
-                .sorted { $0.value.loudness > $1.value.loudness }
-                .prefix(config.loudestAudioSources).map(\.key))
+            let loudest = ranking.loudest
             // A source that is silent (DTX) sends almost nothing; let it through when few talk.
             let pass = loudest.contains(ssrc) || loudest.count < config.loudestAudioSources
             return { _ in pass }
@@ -333,9 +340,21 @@ public final class MediaDistributor {
     }
 
     /// The speaker is the owner of the loudest audible source, held for `speakerHold`.
+    /// Ranks the audible audio sources by loudness. Sorting every source on every packet would
+    /// put O(n log n) work and allocations on the forwarding path, so the ranking is reused for
+    /// up to 8 audio packets or 20 ms, and redone at once when a source appears.
+    private func refreshRanking(now: ContinuousClock.Instant) {
+        rankingAge += 1
+        if rankingAge < 8, let at = rankedAt, now - at < .milliseconds(20) { return }
+        let audible = sources.filter { $0.value.kind == .audio && $0.value.isAudible(now, config.silenceAfter) }
+            .sorted { $0.value.loudness > $1.value.loudness }
+        ranking = (Set(audible.prefix(config.loudestAudioSources).map(\.key)), audible.first?.value)
+        rankingAge = 0
+        rankedAt = now
+    }
+
     private func updateSpeaker(now: ContinuousClock.Instant) -> [Action] {
-        guard let top = sources.filter({ $0.value.kind == .audio && $0.value.isAudible(now, config.silenceAfter) })
-            .max(by: { $0.value.loudness < $1.value.loudness })?.value, top.loudness > 20 else { return [] }
+        guard let top = ranking.top, top.loudness > 20 else { return [] }
         guard top.owner != speaker else { return [] }
         if let since = speakerSince, now - since < config.speakerHold, speaker != nil { return [] }
         previousSpeaker = speaker
