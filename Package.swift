@@ -15,6 +15,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C shims: system libraries only (Debian -dev packages, found through pkg-config).
@@ -35,6 +37,13 @@ let package = Package(
         .target(name: "Net"),
         // Codecs (libopus, libvpx), synthetic sources, RTP payload formats (RFC 7587, RFC 7741).
         .target(name: "Media", dependencies: ["RTPWire", "COpus", "CVPX"]),
+        // The archive authority: its X25519 key files and HPKE (RFC 9180) sealing of epoch keys.
+        .target(name: "Authority", dependencies: ["EKT", "SRTP", .product(name: "Crypto", package: "swift-crypto")]),
+        // The SQLite archive (GRDB): schema and migrations, batched packet log, epoch ledger, roster.
+        .target(name: "Archive", dependencies: [.product(name: "GRDB", package: "GRDB.swift"),
+                                                .product(name: "GRDBSQLite", package: "GRDB.swift")]),
+        // The recorder: a receive-only PERC participant that archives a conference, live or from a capture.
+        .target(name: "Recorder", dependencies: ["Archive", "Authority", "KeyExchange", "EKT", "SRTP", "RTPWire", "Net"]),
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
@@ -53,6 +62,8 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "KeyExchangeTests", dependencies: ["KeyExchange", "Net", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )

@@ -98,3 +98,35 @@ public struct RTCPOpaque: Sendable, Equatable {
         out.append(contentsOf: padding)
     }
 }
+
+extension RTCPApplication {
+    /// percrec's recorder subscription (an RTCP APP packet, RFC 3550 §6.7): name "PRCR",
+    /// subtype 1, no data. A receive-only recorder puts it in every compound RTCP packet it
+    /// sends; the Media Distributor, which opens RTCP hop by hop, then forwards every source to
+    /// that endpoint instead of its usual selection. The packet is hop-authenticated (SRTCP
+    /// under the endpoint's HBH key), so only an admitted endpoint can ask.
+    public static let recorderSubscriptionName: UInt32 = 0x5052_4352   // "PRCR"
+    public static let recorderSubscriptionSubtype: UInt8 = 1
+
+    public static func recorderSubscription(ssrc: UInt32) -> RTCPApplication {
+        RTCPApplication(subtype: recorderSubscriptionSubtype, ssrc: ssrc, name: recorderSubscriptionName)
+    }
+
+    /// Whether the compound RTCP packet `compound` (hop layer removed) holds a recorder
+    /// subscription. Walks the packets by their length fields; stops at the first malformed one.
+    public static func containsRecorderSubscription(_ compound: [UInt8]) -> Bool {
+        var offset = 0
+        while offset + 12 <= compound.count {
+            let length = 4 * (Int(compound[offset + 2]) << 8 | Int(compound[offset + 3]) + 1)
+            guard offset + length <= compound.count else { return false }
+            let name = UInt32(compound[offset + 8]) << 24 | UInt32(compound[offset + 9]) << 16
+                | UInt32(compound[offset + 10]) << 8 | UInt32(compound[offset + 11])
+            if compound[offset + 1] == RTCPPacketType.application, compound[offset] & 0x1F == recorderSubscriptionSubtype,
+               name == recorderSubscriptionName {
+                return true
+            }
+            offset += length
+        }
+        return false
+    }
+}

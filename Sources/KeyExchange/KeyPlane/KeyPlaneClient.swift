@@ -38,6 +38,13 @@ public final class KeyPlaneClient {
     private var joinDeadline: ContinuousClock.Instant?
     private var joinWait: Duration
     private let joinInitialWait: Duration
+    /// When the KD was last heard from after the handshake (any EKTKey or key-plane message).
+    public private(set) var lastHeardFromKD: ContinuousClock.Instant?
+    /// Once the Join is confirmed, resend it this often as a keepalive (the reference KD answers
+    /// with the roster's last event), so a silent KD (restarted, gone) shows in
+    /// `lastHeardFromKD`. nil: no keepalives.
+    public var keepaliveInterval: Duration?
+    private var keepaliveDue: ContinuousClock.Instant?
 
     public var state: DTLSState { endpoint.state }
     public var currentEKTKey: EKTKeyMessage? { ektKeys.last }
@@ -59,10 +66,7 @@ public final class KeyPlaneClient {
 
     /// When to call `handleTimeout(now:)` next.
     public var nextTimeout: ContinuousClock.Instant? {
-        switch (endpoint.nextTimeout, joinConfirmed ? nil : joinDeadline) {
-        case let (a?, b?): min(a, b)
-        case let (a, b): a ?? b
-        }
+        [endpoint.nextTimeout, joinConfirmed ? nil : joinDeadline, joinConfirmed ? keepaliveDue : nil].compactMap { $0 }.min()
     }
 
     /// The ClientHello flight.
@@ -79,14 +83,17 @@ public final class KeyPlaneClient {
             switch event {
             case let .handshakeCompleted(negotiation):
                 srtpKeys = try endpoint.exportSRTPKeys()
+                lastHeardFromKD = now
                 events.append(.connected(negotiation))
                 datagrams += try sendJoin(now: now)
             case let .ektKeyReceived(key):
+                lastHeardFromKD = now
                 ektKeys.append(key)
                 events.append(.ektKey(key))
             case .ektKeyRejected, .ektKeyAcknowledged:
                 break
             case let .applicationData(bytes):
+                lastHeardFromKD = now
                 guard let message = try? KeyPlaneMessage(parsing: bytes),
                       case let .roster(conference, incoming) = message, conference == self.conference else { continue }
                 let fresh = absorb(incoming)
@@ -100,14 +107,28 @@ public final class KeyPlaneClient {
         return (datagrams, events)
     }
 
-    /// Retransmits DTLS flights and the Join when due.
+    /// Retransmits DTLS flights and the Join when due, and sends keepalives (call it at least
+    /// every `keepaliveInterval` when keepalives are on).
     public func handleTimeout(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] {
         var out = try endpoint.handleTimeout(now: now)
         if !joinConfirmed, endpoint.state == .connected, let d = joinDeadline, now >= d {
             joinWait = min(joinWait * 2, .seconds(4))
             out += try sendJoin(now: now)
         }
+        if joinConfirmed, let interval = keepaliveInterval, endpoint.state == .connected {
+            if let due = keepaliveDue, now >= due {
+                out += try endpoint.send(applicationData: KeyPlaneMessage.join(conference: conference, ssrcs: ssrcs).serialized())
+                keepaliveDue = now + interval
+            } else if keepaliveDue == nil {
+                keepaliveDue = now + interval
+            }
+        }
         return out
+    }
+
+    /// Zeroes every EKTKey held (conference end); `ektKeys` keeps the SPIs with wiped values.
+    public func wipeKeys() {
+        for k in ektKeys { k.ektKeyValue.wipe(); k.srtpMasterSalt.wipe() }
     }
 
     /// Leaves: close_notify to the KD.

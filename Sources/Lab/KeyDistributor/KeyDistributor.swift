@@ -39,6 +39,8 @@ public final class KeyDistributor {
         public var admissions = 0
         public var leaves = 0
         public var rekeys = 0
+        /// Keepalive Joins from members, each answered with the roster's last event.
+        public var keepalives = 0
         public var ektKeysSent = 0
         public var ektKeysAcknowledged = 0
         public var droppedTunnelMessages = 0
@@ -293,8 +295,9 @@ public final class KeyDistributor {
               let invitation = conference.config.participants.first(where: { (try? DTLSFingerprint(parsing: $0.fingerprint)) == fp })
         else { return [] }
         if a.conference == conferenceID {
-            // Already a member: a Join only matters if it changes the SSRCs.
-            guard let ssrcs, ssrcs != a.ssrcs else { return [] }
+            // Already a member: a Join only matters if it changes the SSRCs. A repeated Join is
+            // a keepalive: answer with the roster's last event so the endpoint knows we live.
+            guard let ssrcs, ssrcs != a.ssrcs else { return echoRoster(conference, to: a) }
             if let clash = conference.ssrcOwner(ssrcs, except: a.id) {
                 log(LogLine("sources.refused", ["association": "\(a.id)", "reason": "SSRC already used by \(clash)"]))
                 return []
@@ -380,6 +383,18 @@ public final class KeyDistributor {
             out += sendRoster(to: a, now: now)
         }
         return out
+    }
+
+    /// Answers a keepalive Join: the roster's last event, once (no resend timer).
+    private func echoRoster(_ conference: ConferenceState, to a: Association) -> [Outgoing] {
+        guard let cid = a.conference, let last = conference.roster.last, a.endpoint.state == .connected else { return [] }
+        counters.keepalives += 1
+        do {
+            return wrap(try a.endpoint.send(applicationData: KeyPlaneMessage.roster(conference: cid, events: [last]).serialized()), a)
+        } catch {
+            log(LogLine("roster.error", ["association": "\(a.id)", "error": "\(error)"]))
+            return []
+        }
     }
 
     /// Sends the roster events the association has not acknowledged, and arms the resend timer.

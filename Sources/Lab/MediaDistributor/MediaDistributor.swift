@@ -59,7 +59,8 @@ public struct MaliciousBehavior: Sendable {
 /// rewritten to run contiguously per receiver and source, the original kept in the OHB. The
 /// EKT field passes through untouched. SRTCP is opened and re-sealed hop by hop: reports go
 /// to every other endpoint, feedback to the owner of the media SSRC. When the speaker changes,
-/// the MD asks the new speaker for a key frame (PLI).
+/// the MD asks the new speaker for a key frame (PLI). An endpoint that sends percrec's recorder
+/// subscription (`RTCPApplication.recorderSubscription`, RTCP APP "PRCR") gets every source.
 ///
 /// Selective forwarding means a receiver may start getting a source long after its Full EKT
 /// fields went by. The MD keeps each source's latest Full EKT field (ciphertext under the
@@ -82,6 +83,8 @@ public final class MediaDistributor {
         public var malformed = 0, noKeysYet = 0, unknownEndpoint = 0, stateLimit = 0
         public var speakerChanges = 0, keyFrameRequests = 0, fullFieldsInserted = 0
         public var maliciousReplays = 0, maliciousSplices = 0, maliciousDelays = 0
+        /// Endpoints that subscribed as recorders (RTCP APP "PRCR") and get every source.
+        public var recorderSubscriptions = 0
     }
 
     public let config: MediaDistributorConfig
@@ -285,7 +288,7 @@ public final class MediaDistributor {
         var out: [Action] = []
         for (rid, r) in endpoints where rid != source.owner {
             guard let outbound = r.outbound else { continue }
-            guard selected(rid) else {
+            guard r.receivesAll || selected(rid) else {
                 counters.rtpNotSelected += 1
                 r.primed.remove(ssrc)
                 continue
@@ -413,6 +416,10 @@ public final class MediaDistributor {
             return []
         }
         guard plain.count >= 8 else { counters.malformed += 1; return [] }
+        if !e.receivesAll, RTCPApplication.containsRecorderSubscription(plain) {
+            e.receivesAll = true
+            counters.recorderSubscriptions += 1
+        }
         // Feedback (RTPFB 205, PSFB 206) goes to the owner of the media SSRC; the rest to everyone else.
         var targets = Set(endpoints.keys).subtracting([id])
         let pt = plain[1]
@@ -461,6 +468,8 @@ private final class Endpoint {
     var nextSequence: [UInt32: UInt16] = [:]
     /// Sources this receiver got a Full EKT field for since it last missed a packet of them.
     var primed: Set<UInt32> = []
+    /// A recorder: gets every source, whatever the selection (RTCP APP "PRCR").
+    var receivesAll = false
 
     init(association: AssociationID) { self.association = association }
 }
