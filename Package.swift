@@ -51,7 +51,8 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "percrec-bench",
-            dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP"]),
+            dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP", "Recorder", "Archive", "Net",
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")]),
 
         // Test helpers (hex literals, seeded PRNG, mutations) shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
