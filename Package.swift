@@ -42,8 +42,10 @@ let package = Package(
         // The SQLite archive (GRDB): schema and migrations, batched packet log, epoch ledger, roster.
         .target(name: "Archive", dependencies: [.product(name: "GRDB", package: "GRDB.swift"),
                                                 .product(name: "GRDBSQLite", package: "GRDB.swift")]),
+        // Packet captures: pcap/pcapng reading (Ethernet, Linux cooked, raw IP; IPv4/IPv6 UDP) and a pcap writer.
+        .target(name: "Capture"),
         // The recorder: a receive-only PERC participant that archives a conference, live or from a capture.
-        .target(name: "Recorder", dependencies: ["Archive", "Authority", "KeyExchange", "EKT", "SRTP", "RTPWire", "Net"]),
+        .target(name: "Recorder", dependencies: ["Archive", "Authority", "Capture", "KeyExchange", "EKT", "SRTP", "RTPWire", "Net"]),
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture"], exclude: ["Fixtures"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )

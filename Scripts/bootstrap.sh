@@ -35,12 +35,15 @@ if ! python3 -c "import cryptography.hazmat.primitives.keywrap" >/dev/null 2>&1;
         || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null
 fi
 
-# Python `pyhpke` is the independent RFC 9180 oracle that opens the recorder's sealed epoch keys.
-if ! python3 -c "import pyhpke" >/dev/null 2>&1; then
-    echo "bootstrap: installing Python pyhpke"
-    python3 -m pip install --quiet pyhpke 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages pyhpke
-fi
+# Python oracles: `pyhpke` opens the recorder's sealed epoch keys (RFC 9180); `scapy` writes
+# and reads the pcap/pcapng fixtures the capture reader is checked against.
+for module in pyhpke scapy; do
+    if ! python3 -c "import $module" >/dev/null 2>&1; then
+        echo "bootstrap: installing Python $module"
+        python3 -m pip install --quiet "$module" 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages "$module"
+    fi
+done
 
 if ! command -v swift >/dev/null 2>&1; then
     echo "bootstrap: the Swift toolchain (6.x) is not on PATH; install it first" >&2

@@ -51,6 +51,9 @@ public final class RecorderRunner: @unchecked Sendable {
     /// Every datagram received from the MD, before processing (pcap capture, tests).
     public var onDatagram: ((UnsafeRawBufferPointer, Double) -> Void)?
     public private(set) var sessions = 0
+    /// The current session's local UDP address (nil between sessions).
+    public var localAddress: SocketAddress? { lock.withLock { _ in currentAddress } }
+    private var currentAddress: SocketAddress?
     /// Totals over finished sessions.
     public private(set) var totalStored = 0
     public private(set) var totalDrops = RecorderDrops()
@@ -105,7 +108,7 @@ public final class RecorderRunner: @unchecked Sendable {
             return .failed("cannot start a session: \(error)")
         }
         defer { socket.close() }
-        lock.withLock { _ in current = session; sessions += 1 }
+        lock.withLock { _ in current = session; currentAddress = socket.localAddress; sessions += 1 }
         log(LogLine("recorder.session.start", ["conference": c.conference, "segment": "\(writer.segmentID)",
                                                 "md": "\(c.mediaDistributor)", "local": "\(socket.localAddress)"]))
         send(lock.withLock { _ in session.start() }, on: socket)
@@ -159,6 +162,8 @@ public final class RecorderRunner: @unchecked Sendable {
             send(session.finish(reason: reason), on: socket)
             totalStored += session.receiver?.storedPackets ?? 0
             totalDrops.add(session.drops)
+            current = nil
+            currentAddress = nil
         }
         log(LogLine("recorder.session.end", ["conference": c.conference, "segment": "\(writer.segmentID)", "reason": reason,
                                               "packets": "\(writer.committedPackets)", "rtcp": "\(writer.committedRTCP)",

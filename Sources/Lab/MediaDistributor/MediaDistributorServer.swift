@@ -43,6 +43,9 @@ public final class MediaDistributorServer: @unchecked Sendable {
     }
 
     public func stop() { stopping.store(true, ordering: .relaxed) }
+    /// Sees every datagram the MD sends (destination, bytes), on the MD's thread, in order.
+    /// Set it before `run()`. Tests use it to check what reached a recorder.
+    public nonisolated(unsafe) var onSend: ((SocketAddress, [UInt8]) -> Void)?
 
     /// Runs `body` with the core while the loop is not touching it (for status and tests).
     public func withCore<R>(_ body: (MediaDistributor) -> R) -> R { lock.withLock { _ in body(core) } }
@@ -126,6 +129,7 @@ public final class MediaDistributorServer: @unchecked Sendable {
             switch action {
             case let .udp(id, bytes):
                 guard let address = addressByID[id] else { continue }
+                onSend?(address, bytes)
                 try? socket.send(bytes, to: address)
             case let .tunnel(message):
                 guard let tunnel else { continue }
