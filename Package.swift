@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
-            dependencies: ["Lab", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
+            dependencies: ["Lab", "Recorder", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "percrec-bench",
@@ -68,6 +68,8 @@ let package = Package(
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture"], exclude: ["Fixtures"]),
+        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
+                                                         "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )

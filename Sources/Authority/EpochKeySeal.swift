@@ -97,16 +97,17 @@ public struct SealedEpochKey: Sendable, Equatable {
 }
 
 extension SealedEpochKey {
-    /// A non-secret identifier of an EKTKey: the first 8 bytes of SHA-256 over a label and the
-    /// EKTKey body, in hex. It tells apart two epochs that share an SPI (a restarted Key
-    /// Distributor) and lets a restarted recorder recognise an epoch it already stored; it
-    /// reveals nothing usable about a 128- or 256-bit key.
+    /// A non-secret identifier of an EKTKey: the first 8 bytes of SHA-256 over a label, the
+    /// SPI, the key and the master salt, in hex (the TTL is left out: a capture import knows
+    /// the key but not always the TTL). It tells apart two epochs that share an SPI (a
+    /// restarted Key Distributor) and lets a restarted recorder or an import recognise an epoch
+    /// already stored; it reveals nothing usable about a 128- or 256-bit key.
     public static func keyID(of message: EKTKeyMessage) -> String {
         var hasher = SHA256()
         hasher.update(data: Array("percrec epoch key id v1".utf8))
-        var body = message.serialized()
-        hasher.update(data: body)
-        body.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        hasher.update(data: [UInt8(message.spi >> 8), UInt8(message.spi & 0xFF)])
+        message.ektKeyValue.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        message.srtpMasterSalt.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         return hasher.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 }

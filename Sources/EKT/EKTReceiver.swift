@@ -28,6 +28,15 @@ public final class EKTParameterSet: @unchecked Sendable {
     }
 
     /// The salt for a transform needing `length` bytes: its first `length` bytes (RFC 8870 §4.3.2 step 4).
+    /// Whether `field` is a Full EKT field made under this EKTKey for `ssrc`: it unwraps (the
+    /// AES key wrap integrity check passes) and carries that SSRC. The master key is zeroed at
+    /// once; a recorder uses this to refuse forged fields without keeping any media key.
+    public func verifies(_ field: FullEKTField, ssrc: UInt32) -> Bool {
+        guard field.spi == spi, let plaintext = try? field.decrypt(with: wrap) else { return false }
+        plaintext.masterKey.wipe()
+        return plaintext.ssrc == ssrc
+    }
+
     func salt(length: Int) -> SecretBytes { masterSalt.slice(0..<Swift.min(length, masterSalt.count)) }
 }
 

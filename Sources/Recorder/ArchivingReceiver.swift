@@ -23,6 +23,9 @@ public enum RecorderDropReason: String, Sendable, CaseIterable, Codable {
     case rtcpAuthenticationFailed = "rtcp_authentication_failed"
     case rtcpReplay = "rtcp_replay"
     case malformedRTCP = "malformed_rtcp"
+    /// A Full EKT field that fails the AES key wrap check or names another SSRC under a known
+    /// EKTKey: the field is not stored (the hop-authenticated packet itself is kept).
+    case invalidEKTField = "invalid_ekt_field"
     /// A DTLS datagram the key plane refused.
     case dtls = "dtls"
     /// The archive could not take more rows (commits failing, backlog full).
@@ -56,6 +59,8 @@ public final class ArchivingReceiver {
     public private(set) var storedRTCP = 0
     public private(set) var fullFieldsSeen = 0
     private var unwrappers: [UInt32: SequenceUnwrapper] = [:]
+    /// EKTKeys by SPI, only to check Full EKT fields before storing them (never written).
+    private var ektKeys: [UInt16: EKTParameterSet] = [:]
     /// Bound on per-SSRC state.
     public var maximumSources = 4096
 
@@ -71,6 +76,15 @@ public final class ArchivingReceiver {
     }
 
     public func count(_ reason: RecorderDropReason) { drops.count(reason) }
+
+    /// An EKTKey to check Full EKT fields with. Fields under an SPI not given here are stored
+    /// unchecked (the exporter checks them anyway).
+    public func addEKTKey(_ message: EKTKeyMessage, cipher: EKTCipher) {
+        if let set = try? EKTParameterSet(message: message, cipher: cipher) { ektKeys[message.spi] = set }
+    }
+
+    /// Forgets the EKTKeys (conference end). The caller zeroes the `EKTKeyMessage`s it holds.
+    public func forgetEKTKeys() { ektKeys.removeAll() }
 
     /// Archives one SRTP or SRTCP datagram (DTLS is the caller's). `buffer` is overwritten.
     /// `arrival` is Unix time in seconds. Returns whether it was stored.
@@ -115,7 +129,11 @@ public final class ArchivingReceiver {
         let extended = unwrappers[ssrc, default: SequenceUnwrapper()].unwrap(seq)
         if let (f, bytes) = fullField {
             fullFieldsSeen += 1
-            bytes.withUnsafeBytes { writer.noteFullEKTField(ssrc: ssrc, spi: f.spi, epoch: f.epoch, field: $0, sequence: seq, arrival: arrival) }
+            if let set = ektKeys[f.spi], !set.verifies(f, ssrc: ssrc) {
+                drops.count(.invalidEKTField)
+            } else {
+                bytes.withUnsafeBytes { writer.noteFullEKTField(ssrc: ssrc, spi: f.spi, epoch: f.epoch, field: $0, sequence: seq, arrival: arrival) }
+            }
         }
         let record = PacketRecord(ssrc: ssrc, sequence: seq, extendedSequence: extended, rtpTimestamp: ts,
                                   payloadType: b[1] & 0x7F, marker: b[1] & 0x80 != 0, arrival: arrival)

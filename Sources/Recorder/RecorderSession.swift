@@ -169,6 +169,7 @@ public final class RecorderSession {
     /// `reason`, and every EKTKey zeroed in memory. Returns the close_notify datagrams.
     public func finish(reason: String) -> [[UInt8]] {
         let out = keyPlane.leave()
+        receiver?.forgetEKTKeys()
         keyPlane.wipeKeys()
         writer.setDropCounters(drops.byName)
         do { try writer.finish(reason: reason) } catch {
@@ -205,6 +206,9 @@ public final class RecorderSession {
                     continue
                 }
                 status = .recording
+                if let cipher = keyPlane.endpoint.negotiation?.ektCipher {
+                    for k in keyPlane.ektKeys { receiver?.addEKTKey(k, cipher: cipher) }
+                }
                 for var p in pending { _ = p.bytes.withUnsafeMutableBytes { receiver?.receive($0, arrival: p.arrival) } }
                 pending.removeAll()
                 out += receiverReport()
@@ -215,6 +219,7 @@ public final class RecorderSession {
                     writer.record(epoch: try ArchivingReceiver.ledgerEntry(for: message, cipher: cipher, conference: conference,
                                                                             authority: authority, seenAt: arrival))
                     epochsSealed += 1
+                    receiver?.addEKTKey(message, cipher: cipher)
                 } catch {
                     status = .failed(reason: "cannot seal the EKTKey: \(error)")
                 }

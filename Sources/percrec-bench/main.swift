@@ -18,6 +18,7 @@ struct BenchmarkCommand: Sendable {
 
     static let all: [BenchmarkCommand] = [
         BenchmarkCommand(name: "srtp", summary: SRTPBenchmark.summary, run: { SRTPBenchmark.run($0) }),
+        BenchmarkCommand(name: "ingest", summary: IngestBenchmark.summary, run: { IngestBenchmark.run($0) }),
     ]
 }
 
@@ -27,6 +28,7 @@ func usage() -> String {
     for c in commands { text += "  " + c.name + String(repeating: " ", count: max(1, 9 - c.name.count)) + c.summary + "\n" }
     text += "\noptions (srtp):\n  --packets N   packets per measurement (default \(SRTPBenchmark.defaultPacketCount))\n"
     text += "  --passes N    timed passes per measurement; the best is reported (default \(SRTPBenchmark.defaultPasses))\n"
+    text += "\n" + IngestBenchmark.usageText
     return text
 }
 

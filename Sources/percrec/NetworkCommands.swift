@@ -27,7 +27,7 @@ func operationalError(_ message: String) -> ExitCode {
 }
 
 /// Prints a structured log line to stderr.
-func logLine(_ component: String) -> (LogLine) -> Void {
+func logLine(_ component: String) -> @Sendable (LogLine) -> Void {
     { line in FileHandle.standardError.write(Data("\(component) \(line)\n".utf8)) }
 }
 

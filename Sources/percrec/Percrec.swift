@@ -10,7 +10,8 @@ struct Percrec: ParsableCommand {
         Exit codes: 0 ok, 1 operational failure, 2 usage error, 3 unauthorized.
         """,
         version: "0.1.0",
-        subcommands: [Demo.self, LabCommand.self, IdentityCommand.self, KDCommand.self, MDCommand.self])
+        subcommands: [Demo.self, LabCommand.self, IdentityCommand.self, KDCommand.self, MDCommand.self, AuthorityCommand.self,
+                      RecordCommand.self, ImportCommand.self, ListCommand.self, InspectCommand.self])
 }
 
 struct Demo: ParsableCommand {

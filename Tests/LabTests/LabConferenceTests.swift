@@ -4,6 +4,7 @@ import KeyExchange
 import Media
 import RTPWire
 import Testing
+import TestSupport
 
 // A real lab conference on loopback: KD and MD servers, three participants sending Opus and
 // VP8 through libopus/libvpx, double SRTP with EKT, every hop over UDP or the TLS tunnel.

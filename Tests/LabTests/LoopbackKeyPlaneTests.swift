@@ -5,6 +5,7 @@ import KeyExchange
 import Net
 import Synchronization
 import Testing
+import TestSupport
 
 // The key plane over real sockets: `KeyDistributorServer` behind a TLS tunnel (pinned both
 // ways), `MediaDistributorServer` relaying each endpoint's DTLS over UDP, endpoints on their
@@ -36,36 +37,6 @@ final class LogSink: @unchecked Sendable {
     private let lines = Mutex<[LogLine]>([])
     func append(_ line: LogLine) { lines.withLock { $0.append(line) } }
     var all: [LogLine] { lines.withLock { $0 } }
-}
-
-/// Runs blocking work (joining threads, waiting on semaphores) on a thread of its own, so the
-/// test never blocks Swift concurrency's cooperative threads: other suites' `Task.sleep`
-/// timers (the DTLS retransmission tests) keep running on time.
-func offPool(_ body: @escaping @Sendable () -> Void) async {
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        Thread.detachNewThread {
-            body()
-            done.resume()
-        }
-    }
-}
-
-/// Runs `body`, then `cleanup` off the cooperative pool, whether or not `body` threw.
-func withCleanup(_ cleanup: @escaping @Sendable () -> Void, _ body: () async throws -> Void) async throws {
-    let result: Result<Void, any Error>
-    do { try await body(); result = .success(()) } catch { result = .failure(error) }
-    await offPool(cleanup)
-    try result.get()
-}
-
-/// Polls `condition` every 20 ms until it holds or `limit` passes.
-func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
-    let start = ContinuousClock.now
-    while ContinuousClock.now - start < limit {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
 }
 
 @Suite("Key plane over loopback: KD server, TLS tunnel, MD server, UDP endpoints", .serialized)
