@@ -295,6 +295,21 @@ public final class SegmentWriter {
         batchStarted = nil
     }
 
+    /// Removes the segment if nothing was ever committed to it and nothing waits (a session that
+    /// never got keyed); otherwise closes it like `finish`. Returns whether it was removed.
+    @discardableResult
+    public func discardIfEmpty(reason: String) throws(ArchiveError) -> Bool {
+        guard commits == 0, pendingRows == 0, !finished else { try finish(reason: reason); return false }
+        try archive.write("discard segment") { db in
+            try db.execute(sql: "DELETE FROM recording_segment WHERE id = ?", arguments: [segmentID])
+            try db.execute(sql: """
+                DELETE FROM conference WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recording_segment WHERE conference_id = ?)
+                """, arguments: [conferenceID, conferenceID])
+        }
+        finished = true
+        return true
+    }
+
     /// Commits and closes the segment with `reason` ("signal", "conference ended", …).
     public func finish(reason: String, at endedAt: Double = Date().timeIntervalSince1970) throws(ArchiveError) {
         try commit()

@@ -172,7 +172,11 @@ public final class RecorderSession {
         receiver?.forgetEKTKeys()
         keyPlane.wipeKeys()
         writer.setDropCounters(drops.byName)
-        do { try writer.finish(reason: reason) } catch {
+        do {
+            // A session that never got keyed and stored nothing leaves no segment behind (a
+            // recorder retrying against a Media Distributor that is down).
+            if receiver == nil, drops.total == 0 { try writer.discardIfEmpty(reason: reason) } else { try writer.finish(reason: reason) }
+        } catch {
             commitFailures += 1
             lastCommitError = error
         }

@@ -227,8 +227,11 @@ final class RunningRecorders: @unchecked Sendable {
 
 /// "at $.conferences[1]: expected String" from a DecodingError.
 func describeDecodingError(_ error: any Error) -> String {
+    func snake(_ name: String) -> String {
+        name.reduce(into: "") { out, c in if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) } }
+    }
     func path(_ keys: [any CodingKey]) -> String {
-        "$" + keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        "$" + keys.map { $0.intValue.map { "[\($0)]" } ?? ".\(snake($0.stringValue))" }.joined()
     }
     switch error as? DecodingError {
     case let .keyNotFound(key, c)?: return "missing \(path(c.codingPath + [key]))"

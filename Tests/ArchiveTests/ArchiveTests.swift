@@ -118,4 +118,17 @@ struct ArchiveTests {
         #expect(try archive.rtcpPackets(conference: "c1").count == 2)
         #expect(throws: ArchiveError.unknownConference("zz")) { try archive.inspect(conference: "zz") }
     }
+
+    @Test("a segment that stored nothing can be discarded (with its conference if it was the only one); one with rows cannot")
+    func discardEmpty() throws {
+        let archive = try Archive(path: makeTemporaryDirectory("archive") + "/a.sqlite")
+        let empty = try SegmentWriter(archive: archive, conference: "c1", origin: .live(recorder: "r"), authorityKeyID: "a1")
+        #expect(try empty.discardIfEmpty(reason: "never keyed"))
+        #expect(try archive.conferences().isEmpty)
+        let used = try SegmentWriter(archive: archive, conference: "c2", origin: .live(recorder: "r"), authorityKeyID: "a1")
+        let (r, d) = Self.packet(1, 1)
+        used.append(r, data: d)
+        #expect(try used.discardIfEmpty(reason: "done") == false)
+        #expect(try archive.inspect(conference: "c2").segments.map(\.endReason) == ["done"])
+    }
 }
