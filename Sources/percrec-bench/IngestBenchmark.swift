@@ -124,6 +124,7 @@ enum IngestBenchmark {
             throw Failure(description: "recvmmsg/sendmmsg not found in libc")
         }
         let total = options.rate * options.seconds
+        let loadAtStart = loadAverage()
         let pid = getpid()
         let temporary = options.archivePath == nil
         let archivePath = options.archivePath ?? "/tmp/percrec-bench-ingest-\(pid).sqlite"
@@ -140,6 +141,10 @@ enum IngestBenchmark {
         let recorderPinned = IngestSystem.pinCurrentThread(to: recorderCPU)
         if temporary { IngestBaseline.removeDatabase(archivePath) }
         let archive = try Archive(path: archivePath)
+        defer {
+            archive.close()   // idempotent; also on an early throw
+            if temporary { IngestBaseline.removeDatabase(archivePath) }
+        }
         let writer = try SegmentWriter(archive: archive, conference: "ingest-benchmark", origin: .live(recorder: "percrec-bench"),
                                        authorityKeyID: "bench")
         let receiver = try ArchivingReceiver(writer: writer, outerKey: packets.recorderHopKey, outerSalt: packets.recorderHopSalt)
@@ -183,7 +188,9 @@ enum IngestBenchmark {
         var kernelDrops: UInt32 = 0
         var firstPacket: UInt64 = 0, lastActivity = monotonicNanoseconds()
         var recvNs: UInt64 = 0, receiveNs: UInt64 = 0, commitNs: UInt64 = 0, waitNs: UInt64 = 0
+        var longestCommit: UInt64 = 0
         let cpuStart = IngestSystem.threadCPUSeconds()
+        let schedStart = IngestSystem.threadSchedStat()
         let loopStart = monotonicNanoseconds()
         var nextProgress = loopStart + 5_000_000_000
         var lastProgressRows = 0, lastProgressTime = loopStart
@@ -215,6 +222,7 @@ enum IngestBenchmark {
                 try writer.commitIfDue()
                 let t3 = monotonicNanoseconds()
                 commitNs &+= t3 &- t2
+                longestCommit = max(longestCommit, t3 &- t2)
                 lastActivity = t3
             } else {
                 let number = errno
@@ -226,6 +234,7 @@ enum IngestBenchmark {
                 try writer.commitIfDue()
                 let t3 = monotonicNanoseconds()
                 commitNs &+= t3 &- t2
+                longestCommit = max(longestCommit, t3 &- t2)
                 if shared.done.load(ordering: .acquiring) {
                     let sent = shared.sent.load(ordering: .relaxed)
                     if received >= sent || t3 &- lastActivity > 500_000_000 { break }
@@ -243,7 +252,7 @@ enum IngestBenchmark {
                 let queue = IngestSystem.procUDP(port: port)
                 writeStderr("ingest: \(fixed(Double(now &- loopStart) / 1e9, decimals: 1)) s  sent \(shared.sent.load(ordering: .relaxed))  "
                             + "stored \(rows)  \(pps(rate)) rows/s  rx_queue \(queue.map { "\($0.rxQueue)" } ?? "?") B  "
-                            + "kernel_drops \(kernelDrops)\n")
+                            + "kernel_drops \(max(Int(kernelDrops), queue?.drops ?? 0))\n")
                 lastProgressRows = rows
                 lastProgressTime = now
                 nextProgress += 5_000_000_000
@@ -254,11 +263,13 @@ enum IngestBenchmark {
         let end = monotonicNanoseconds()
         commitNs &+= end &- finishStart
         let cpuSeconds = IngestSystem.threadCPUSeconds() - cpuStart
+        let schedEnd = IngestSystem.threadSchedStat()
+        let runqueueWait = schedStart.flatMap { a in schedEnd.map { b in Double(b.waiting &- a.waiting) / 1e9 } }
         let proc = IngestSystem.procUDP(port: port)
         generator.join()
         socket.close()
         archive.close()
-        if temporary { IngestBaseline.removeDatabase(archivePath) }
+        if temporary { IngestBaseline.removeDatabase(archivePath) }   // before the baseline needs the disk
         if let e = shared.error { throw Failure(description: "load generator: \(e)") }
 
         let sent = shared.sent.load(ordering: .relaxed)
@@ -287,7 +298,11 @@ enum IngestBenchmark {
         report.line("ingest_pps", pps(ingest))
         report.line("stored_rows", stored)
         report.line("sent", sent)
-        report.line("kernel_drops", Int(kernelDrops))
+        // SO_RXQ_OVFL travels with the datagrams queued after a drop, so drops at the very end
+        // (nothing queued after them) only show in /proc/net/udp: report the larger.
+        let procDrops = proc?.drops ?? 0
+        let drops = max(Int(kernelDrops), procDrops)
+        report.line("kernel_drops", drops)
         report.line("recorder_drops", recorderDrops)
         report.line("commits", writer.commits)
         report.line("rcvbuf_bytes", rcvbuf)
@@ -298,6 +313,11 @@ enum IngestBenchmark {
         report.line("ingest_cpu_seconds", fixed(cpuSeconds, decimals: 2))
         report.line("ingest_elapsed_seconds", fixed(elapsed, decimals: 2))
         report.line("ingest_cpu_utilization", fixed(elapsed > 0 ? cpuSeconds / elapsed : 0, decimals: 2))
+        report.line("ingest_runqueue_wait_seconds", runqueueWait.map { fixed($0, decimals: 2) } ?? "unknown")
+        let contended = (runqueueWait ?? 0) > 0.05 * elapsed
+        report.line("ingest_contended", contended ? "yes (other work ran on the recorder core; rerun on a quiet machine)" : "no")
+        report.line("ingest_blocked_seconds", fixed(max(0, elapsed - cpuSeconds - (runqueueWait ?? 0)), decimals: 2))
+        report.line("loadavg_at_start", loadAtStart)
         report.line("requested_pps", options.rate)
         report.line("seconds", options.seconds)
         report.line("datagram_bytes_avg", fixed(packets.averageBytes, decimals: 1))
@@ -307,7 +327,8 @@ enum IngestBenchmark {
         report.line("generator_sendmmsg_seconds", fixed(Double(shared.sendCallNanoseconds) / 1e9, decimals: 2))
         report.line("generator_send_seconds", fixed(sendSeconds, decimals: 2))
         report.line("drain_ms", fixed(drainMs, decimals: 1))
-        report.line("proc_udp_drops", proc.map { "\($0.drops)" } ?? "unknown")
+        report.line("kernel_drops_so_rxq_ovfl", Int(kernelDrops))
+        report.line("kernel_drops_proc_net_udp", proc.map { "\($0.drops)" } ?? "unknown")
         report.line("truncated", truncated)
         report.line("recv_batches", batches)
         report.line("recv_batch_avg", fixed(batches > 0 ? Double(received) / Double(batches) : 0, decimals: 1))
@@ -316,6 +337,7 @@ enum IngestBenchmark {
         report.line("loop_receive_seconds", fixed(Double(receiveNs) / 1e9, decimals: 2))
         report.line("loop_commit_seconds", fixed(Double(commitNs) / 1e9, decimals: 2))
         report.line("loop_wait_seconds", fixed(Double(waitNs) / 1e9, decimals: 2))
+        report.line("longest_commit_ms", fixed(Double(longestCommit) / 1e6, decimals: 1))
         if received > 0 {
             report.line("loop_recvmmsg_ns_per_packet", fixed(Double(recvNs) / Double(received), decimals: 0))
             report.line("loop_receive_ns_per_packet", fixed(Double(receiveNs) / Double(received), decimals: 0))
@@ -333,10 +355,10 @@ enum IngestBenchmark {
             let perPacket = c.perPacket(c.receiveNanoseconds) + c.perPacket(c.commitNanoseconds)
             report.line("split_recorder_path_pps", pps(perPacket > 0 ? 1e9 / perPacket : 0))
         }
-        report.line("target_150k", ingest >= Double(targetPPS) && kernelDrops == 0 ? "met" : "missed")
+        report.line("target_150k", ingest >= Double(targetPPS) && drops == 0 ? "met" : "missed")
 
         var reasons: [String] = []
-        if kernelDrops > 0 { reasons.append("kernel_drops \(kernelDrops)") }
+        if drops > 0 { reasons.append("kernel_drops \(drops)") }
         if recorderDrops > 0 { reasons.append("recorder_drops \(recorderDrops) \(receiver.drops.byName)") }
         if stored != sent { reasons.append("stored_rows \(stored) != sent \(sent)") }
         if truncated > 0 { reasons.append("\(truncated) truncated datagrams") }
@@ -353,6 +375,12 @@ enum IngestBenchmark {
         }
         report.line("result", "FAIL (\(reasons.joined(separator: "; ")))")
         return 1
+    }
+
+    /// The 1-minute load average (other work on this machine skews every figure).
+    static func loadAverage() -> String {
+        var loads = [Double](repeating: 0, count: 3)
+        return getloadavg(&loads, 3) >= 1 ? fixed(loads[0], decimals: 2) : "unknown"
     }
 
     /// The `SO_RXQ_OVFL` count in a received message's control data, if present

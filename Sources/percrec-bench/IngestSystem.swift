@@ -46,6 +46,18 @@ enum IngestSystem {
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
     }
 
+    /// The calling thread's scheduler figures (/proc/thread-self/schedstat): nanoseconds on a
+    /// CPU and nanoseconds runnable but waiting for one.
+    static func threadSchedStat() -> (running: UInt64, waiting: UInt64)? {
+        guard let f = fopen("/proc/thread-self/schedstat", "r") else { return nil }
+        defer { fclose(f) }
+        var buffer = [CChar](repeating: 0, count: 128)
+        guard fgets(&buffer, Int32(buffer.count), f) != nil else { return nil }
+        let fields = String(cString: buffer).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count >= 2, let run = UInt64(fields[0]), let wait = UInt64(fields[1]) else { return nil }
+        return (run, wait)
+    }
+
     /// Unix time in seconds (CLOCK_REALTIME), as the recorder stamps arrivals.
     @inline(__always)
     static func unixTime() -> Double {
