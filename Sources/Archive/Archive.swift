@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// What went wrong with the archive file.
 public enum ArchiveError: Error, CustomStringConvertible, Equatable {
@@ -45,6 +46,8 @@ public final class Archive: Sendable {
         config.label = "percrec.archive"
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Checkpoints run on `checkpointer`'s own connection, not inside the recorder's commits.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
@@ -52,7 +55,10 @@ public final class Archive: Sendable {
         } catch {
             throw .cannotOpen(path: path, reason: Self.reason(error))
         }
+        checkpointer = WALCheckpointer(path: path)
     }
+
+    private let checkpointer: WALCheckpointer
 
     /// The names of the schema migrations applied, oldest first.
     public func appliedMigrations() throws(ArchiveError) -> [String] {
@@ -85,6 +91,49 @@ public final class Archive: Sendable {
 
     /// Closes the connections (pending writes must have been committed by their writers).
     public func close() {
+        checkpointer.stop()
         try? pool.close()
     }
+}
+
+/// Moves committed WAL frames into the database file from a thread of its own, with its own
+/// connection, every 200 ms (PASSIVE: it never blocks a writer or a reader). SQLite would
+/// otherwise run the checkpoint inside whichever commit crosses 1000 pages, stalling the
+/// recorder's receive loop for hundreds of milliseconds at high packet rates.
+final class WALCheckpointer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stopping = false
+    private var running = true
+
+    init(path: String, interval: TimeInterval = 0.2) {
+        Thread.detachNewThread { [self] in
+            var db: OpaquePointer?
+            defer {
+                condition.lock(); running = false; condition.broadcast(); condition.unlock()
+            }
+            guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else { sqlite3_close(db); return }
+            defer { sqlite3_close(db) }
+            sqlite3_busy_timeout(db, 1000)
+            while true {
+                condition.lock()
+                if !stopping { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
+                let last = stopping
+                condition.unlock()
+                var frames: Int32 = 0, copied: Int32 = 0
+                sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied)
+                if last { break }
+            }
+        }
+    }
+
+    /// One last checkpoint, then the thread ends (waits for it).
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
+    deinit { stop() }
 }

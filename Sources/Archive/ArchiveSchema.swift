@@ -86,7 +86,8 @@ enum ArchiveSchema {
                 t.uniqueKey(["conference_id", "ssrc", "spi", "epoch"])
             }
             try db.create(table: "packet") { t in
-                t.autoIncrementedPrimaryKey("id")
+                // A plain rowid key: AUTOINCREMENT would update sqlite_sequence on every insert.
+                t.column("id", .integer).primaryKey()
                 t.column("recording_segment_id", .integer).notNull().references("recording_segment", onDelete: .cascade)
                 t.column("ssrc", .integer).notNull()
                 t.column("sequence", .integer).notNull()       // original (inner) SEQ, from the OHB
