@@ -137,10 +137,12 @@ enum IngestBenchmark {
                     + "average \(fixed(packets.averageBytes, decimals: 0)) bytes, \(packets.videoPackets) video, "
                     + "\(packets.fullFieldPackets) with a Full EKT field\n")
 
-        // The recorder: this thread, pinned.
-        let recorderPinned = IngestSystem.pinCurrentThread(to: recorderCPU)
+        // The archive is opened before pinning, as a recorder process would: its background WAL
+        // checkpoint thread stays free to run on any core. The receive loop (this thread) is
+        // pinned to one core.
         if temporary { IngestBaseline.removeDatabase(archivePath) }
         let archive = try Archive(path: archivePath)
+        let recorderPinned = IngestSystem.pinCurrentThread(to: recorderCPU)
         defer {
             archive.close()   // idempotent; also on an early throw
             if temporary { IngestBaseline.removeDatabase(archivePath) }
