@@ -89,6 +89,9 @@ public final class Archive: Sendable {
         return "\(error)"
     }
 
+    /// The checkpoint thread holds itself alive; an archive dropped without `close()` stops it here.
+    deinit { checkpointer.stop() }
+
     /// Closes the connections (pending writes must have been committed by their writers).
     public func close() {
         checkpointer.stop()

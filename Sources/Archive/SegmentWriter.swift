@@ -222,6 +222,7 @@ public final class SegmentWriter {
         return true
     }
 
+    @discardableResult
     public func append(_ record: PacketRecord, data: [UInt8]) -> Bool {
         data.withUnsafeBytes { append(record, data: $0) }
     }
