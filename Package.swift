@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
-        .testTarget(name: "CaptureTests", dependencies: ["Capture"], exclude: ["Fixtures"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
                                                          "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),

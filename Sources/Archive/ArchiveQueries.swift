@@ -109,18 +109,6 @@ public struct StoredEKTField: Sendable, Equatable {
     public var firstSequence: UInt16
 }
 
-/// A stored epoch with its sealed key.
-public struct StoredEpoch: Sendable, Equatable {
-    public var spi: UInt16
-    public var keyID: String
-    public var cipher: String
-    public var ttl: UInt32
-    public var hpkeSuite: String
-    public var authorityKeyID: String
-    public var encapsulatedKey: [UInt8]
-    public var sealedKey: [UInt8]
-}
-
 extension Archive {
     /// Every conference, by name.
     public func conferences() throws(ArchiveError) -> [ConferenceSummary] {
@@ -282,15 +270,15 @@ extension Archive {
         }
     }
 
-    /// Stored epochs (sealed keys) of `conference`, oldest first.
-    public func epochs(conference: String) throws(ArchiveError) -> [StoredEpoch] {
+    /// Stored epochs (sealed keys) of `conference`, oldest first (`seenAt`: first seen).
+    public func epochs(conference: String) throws(ArchiveError) -> [ArchivedEpoch] {
         try unwrapArchiveError("read epochs") { db in
             let cid = try conferenceID(db, conference)
             return try Row.fetchAll(db, sql: "SELECT * FROM epoch WHERE conference_id = ? ORDER BY first_seen, spi", arguments: [cid]).map { r in
-                StoredEpoch(spi: UInt16(truncatingIfNeeded: r["spi"] as Int64), keyID: r["key_id"], cipher: r["cipher"],
-                            ttl: UInt32(truncatingIfNeeded: r["ttl"] as Int64), hpkeSuite: r["hpke_suite"],
-                            authorityKeyID: r["authority_key_id"], encapsulatedKey: [UInt8](r["hpke_enc"] as Data),
-                            sealedKey: [UInt8](r["sealed_key"] as Data))
+                ArchivedEpoch(spi: UInt16(truncatingIfNeeded: r["spi"] as Int64), keyID: r["key_id"], cipher: r["cipher"],
+                              ttl: UInt32(truncatingIfNeeded: r["ttl"] as Int64), hpkeSuite: r["hpke_suite"],
+                              authorityKeyID: r["authority_key_id"], encapsulatedKey: [UInt8](r["hpke_enc"] as Data),
+                              sealedKey: [UInt8](r["sealed_key"] as Data), seenAt: r["first_seen"])
             }
         }
     }

@@ -49,8 +49,10 @@ public final class RecorderRunner: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let lock = Mutex<Void>(())
     private var current: RecorderSession?
-    /// Every datagram received from the MD, before processing (pcap capture, tests).
-    public var onDatagram: ((UnsafeRawBufferPointer, Double) -> Void)?
+    /// Every datagram received from the MD, before processing, with its arrival time and the
+    /// session's local address (pcap capture, tests). Called on the loop's thread, under its
+    /// lock: it must not call back into the runner.
+    public var onDatagram: ((UnsafeRawBufferPointer, Double, SocketAddress) -> Void)?
     public private(set) var sessions = 0
     /// The current session's local UDP address (nil between sessions).
     public var localAddress: SocketAddress? { lock.withLock { _ in currentAddress } }
@@ -134,7 +136,7 @@ public final class RecorderRunner: @unchecked Sendable {
                     let arrival = Date().timeIntervalSince1970
                     buffer.withUnsafeMutableBytes { raw in
                         let d = UnsafeMutableRawBufferPointer(rebasing: raw[0 ..< got.count])
-                        onDatagram?(UnsafeRawBufferPointer(d), arrival)
+                        onDatagram?(UnsafeRawBufferPointer(d), arrival, socket.localAddress)
                         replies += session.receive(d, arrival: arrival)
                     }
                 }

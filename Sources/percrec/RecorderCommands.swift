@@ -58,23 +58,36 @@ final class CaptureSink: @unchecked Sendable {
     private let writer: PcapWriter
     private let source: SocketAddress
     private let lock = NSLock()
-    var destination: SocketAddress?
+    private var failures = 0
+    private var firstError: String?
 
     init(path: String, source: SocketAddress) throws {
         do { writer = try PcapWriter(path: path) } catch { throw operationalError("--capture: \(error)") }
         self.source = source
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, arrival: Double) {
-        guard let destination else { return }
+    func write(_ bytes: UnsafeRawBufferPointer, arrival: Double, destination: SocketAddress) {
         let seconds = arrival.rounded(.down)
         let d = CapturedDatagram(timestamp: CaptureTimestamp(seconds: Int64(seconds), nanoseconds: UInt32((arrival - seconds) * 1e9)),
                                  sourceAddress: source.hostText, sourcePort: source.port,
                                  destinationAddress: destination.hostText, destinationPort: destination.port, payload: Array(bytes))
-        lock.withLock { try? writer.write(d) }
+        lock.withLock {
+            do { try writer.write(d) } catch {
+                failures += 1
+                if firstError == nil { firstError = "\(error)" }
+            }
+        }
     }
 
-    func close() { lock.withLock { try? writer.close() } }
+    /// Closes the file; reports datagrams that could not be written (the recording itself is unaffected).
+    func close() {
+        lock.withLock {
+            do { try writer.close() } catch { failures += 1; if firstError == nil { firstError = "\(error)" } }
+            if failures > 0 {
+                FileHandle.standardError.write(Data("warning: --capture lost \(failures) datagrams: \(firstError ?? "?")\n".utf8))
+            }
+        }
+    }
 }
 
 struct RecordCommand: ParsableCommand {
@@ -142,10 +155,7 @@ struct RecordCommand: ParsableCommand {
         var sink: CaptureSink?
         if let capture {
             let s = try CaptureSink(path: capture, source: settings.mediaDistributor)
-            runner.onDatagram = { [weak runner] (bytes: UnsafeRawBufferPointer, arrival: Double) in
-                if s.destination == nil { s.destination = runner?.localAddress }
-                s.write(bytes, arrival: arrival)
-            }
+            runner.onDatagram = { bytes, arrival, local in s.write(bytes, arrival: arrival, destination: local) }
             sink = s
         }
         let signals = onTerminationSignals { runner.stop() }

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Capture
 
 @Suite("Mutated captures")
@@ -33,7 +34,7 @@ struct FuzzTests {
         return out
     }
 
-    static func mutate(_ input: [UInt8], using random: inout SeededGenerator) -> [UInt8] {
+    static func mutate(_ input: [UInt8], using random: inout SplitMix64) -> [UInt8] {
         var bytes = input
         switch Int.random(in: 0..<6, using: &random) {
         case 0:  // truncate anywhere
@@ -68,7 +69,7 @@ struct FuzzTests {
         let (clean, cleanReader) = try readAll(base)
         #expect(clean.count >= 8 && cleanReader.skippedCount >= 1)
 
-        var random = SeededGenerator(seed: seed)
+        var random = SplitMix64(seed: seed)
         var threw = 0, completed = 0, datagramsSeen = 0
         for _ in 0..<1_000 {
             let bytes = Self.mutate(base, using: &random)

@@ -82,7 +82,7 @@ struct PcapWriterTests {
 
     @Test("the file writer produces the same bytes as encode, and closes cleanly")
     func fileWriter() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("out.pcap").path
         let input = sampleDatagrams(ipv6: false) + sampleDatagrams(ipv6: true).map {
@@ -108,7 +108,7 @@ struct PcapWriterTests {
     @Test("scapy reads written files back with valid IPv4 header and IPv6 UDP checksums",
           arguments: PcapWriter.LinkType.allCases)
     func scapyAgrees(linkType: PcapWriter.LinkType) throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = sampleDatagrams(ipv6: false) + sampleDatagrams(ipv6: true)
         let path = directory.appendingPathComponent("w.pcap").path
@@ -133,7 +133,7 @@ struct PcapWriterTests {
 
     @Test("the scapy checksum check catches a corrupted checksum (the oracle has teeth)")
     func scapyCatchesBadChecksums() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         let v4 = sampleDatagrams(ipv6: false, count: 1)[0], v6 = sampleDatagrams(ipv6: true, count: 2)[1]
         var bytes = try PcapWriter.encode([v4, v6], linkType: .raw)
@@ -190,7 +190,7 @@ struct PcapWriterTests {
 
     @Test("large files stream through the reader in chunks (pcap and pcapng)")
     func streaming() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         // ~4.5 MB: several 1 MiB chunks, records straddling every chunk boundary.
         let input = (0..<3_000).map { index in

@@ -47,7 +47,7 @@ struct Fixtures: Sendable {
 
     private static let cached: Result<Fixtures, TestFailure> = {
         do {
-            let directory = try makeTemporaryDirectory()
+            let directory = temporaryDirectoryURL()
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("Fixtures/make_captures.py").path
             _ = try Scapy.run([script, directory.path])

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Capture
+import TestSupport
 
 /// A test precondition that failed, with a message saying what to do about it.
 struct TestFailure: Error, CustomStringConvertible {
@@ -7,41 +8,9 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The result of running a child process.
-struct ProcessOutput {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs `executable` with `arguments`, its output going through temporary files (no pipe
-/// deadlocks however much it prints).
-func runProcess(_ executable: String, _ arguments: [String]) throws -> ProcessOutput {
-    let directory = try makeTemporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    try out.close()
-    try err.close()
-    return ProcessOutput(status: process.terminationStatus,
-                         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
-}
-
-func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("capture-tests-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+/// A fresh directory for one test's files.
+func temporaryDirectoryURL() -> URL {
+    URL(fileURLWithPath: makeTemporaryDirectory("capture-tests"), isDirectory: true)
 }
 
 /// python3 with scapy, the independent oracle. Missing either is a test failure that says how
@@ -66,7 +35,7 @@ enum Scapy {
             return .failure(TestFailure("python3 is not on PATH (\(path)); install Python 3, then \(installHint)"))
         }
         do {
-            let check = try runProcess(python, ["-c", "import scapy.all"])
+            let check = try runTool(python, ["-c", "import scapy.all"])
             guard check.status == 0 else {
                 return .failure(TestFailure("\(python) cannot import scapy: \(installHint)\n\(check.stderr)"))
             }
@@ -79,7 +48,7 @@ enum Scapy {
     /// Runs python code with scapy; a non-zero exit is a failure with its stderr.
     static func run(_ arguments: [String]) throws -> String {
         let python = try python()
-        let result = try runProcess(python, arguments)
+        let result = try runTool(python, arguments)
         guard result.status == 0 else {
             throw TestFailure("python3 \(arguments.first ?? "") exited \(result.status):\n\(result.stderr)")
         }
@@ -90,19 +59,6 @@ enum Scapy {
 /// Lowercase hex.
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-}
-
-/// A seeded generator (SplitMix64), so every run mutates the same way.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Reads everything, returning the datagrams and the reader (for its counters).

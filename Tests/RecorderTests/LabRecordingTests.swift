@@ -61,7 +61,7 @@ final class RecordedLab: @unchecked Sendable {
         runner = RecorderRunner(configuration: config, archive: archive, log: { logs.append($0) })
         let sent = mdSent, received = recorderReceived
         lab.md.onSend = { to, bytes in sent.append((to, bytes, Date().timeIntervalSince1970)) }
-        runner.onDatagram = { bytes, arrival in received.append((Array(bytes), arrival)) }
+        runner.onDatagram = { bytes, arrival, _ in received.append((Array(bytes), arrival)) }
     }
 
     func startRecorder() {

@@ -1,5 +1,6 @@
 import Archive
 import Authority
+import Capture
 import Foundation
 import KeyExchange
 import Lab
@@ -100,8 +101,10 @@ struct RecorderProcessTests {
             #expect(killedSegment.count == 1 && killedSegment[0].endedAt == nil)
             archive.close()
 
-            // A restart during the conference continues it as a new segment.
-            let second = try RecordProcess(arguments: arguments)
+            // A restart during the conference continues it as a new segment (this time also
+            // writing what it receives to a pcap file).
+            let capturePath = dir + "/second.pcap"
+            let second = try RecordProcess(arguments: arguments + ["--capture", capturePath])
             #expect(try await eventually(.seconds(30)) { storedCount() > stored + 100 }, "the restarted recorder stored nothing: \(second.log)")
             kill(second.process.processIdentifier, SIGTERM)
             second.process.waitUntilExit()
@@ -113,6 +116,11 @@ struct RecorderProcessTests {
             #expect(report.totalDrops == 0)
             #expect(try after.integrityCheck() == ["ok"])
             #expect(try after.conferences().map(\.name) == [options.conference])
+            // The capture holds what the second recorder received: at least every datagram it stored.
+            let captured = try CaptureReader(path: capturePath).readAll()
+            let secondPort = try #require(second.localPort)
+            #expect(captured.count >= report.segments[1].packets + report.segments[1].rtcpPackets)
+            #expect(captured.allSatisfy { $0.destinationPort == secondPort && $0.sourcePort == lab.md.localAddress.port })
         }
     }
 }
