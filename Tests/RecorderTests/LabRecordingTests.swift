@@ -232,3 +232,53 @@ struct LabRecordingTests {
         }
     }
 }
+
+@Suite("Recorder: rejoin after a Media Distributor restart", .serialized)
+struct RecorderRejoinTests {
+    @Test("the MD goes away and comes back on the same port: the recorder closes its segment, backs off, and is keyed again in a new one")
+    func rejoinsAfterMDRestart() async throws {
+        let recorderIdentity = try DTLSIdentity(commonName: "recorder")
+        var options = LabConference.Options()
+        options.participants = 2
+        options.width = 160
+        options.height = 120
+        options.framesPerSecond = 10
+        options.extraInvitations = [InvitedParticipant(name: "archive", fingerprint: recorderIdentity.fingerprint.description, role: .recorder)]
+        let lab = try LabConference(options: options, log: { _ in })
+        let archive = try Archive(path: makeTemporaryDirectory("rejoin") + "/archive.sqlite")
+        var config = RecorderRunner.Configuration(mediaDistributor: lab.md.localAddress, kdFingerprint: lab.kdIdentity.fingerprint,
+                                                  identity: recorderIdentity, conference: options.conference,
+                                                  authority: AuthorityPrivateKey().publicKey)
+        config.session.mediaDistributorSilence = .seconds(2)
+        config.initialBackoff = .milliseconds(200)
+        let logs = Collected<LogLine>()
+        let runner = RecorderRunner(configuration: config, archive: archive, log: { logs.append($0) })
+        let secondMD = Box<MediaDistributorServer>()
+        try await withCleanup({ runner.stop(); secondMD.get?.stop(); lab.stop() }) {
+            await offPool { try? lab.start() }
+            Thread.detachNewThread { _ = runner.run() }
+            #expect(try await eventually(.seconds(20)) { runner.withSession { ($0?.receiver?.storedPackets ?? 0) > 50 } })
+            let firstSegment = try #require(runner.withSession { $0?.writer.segmentID })
+            // The MD stops (its socket closes), and a new one starts on the same address.
+            lab.md.stop()
+            try await Task.sleep(for: .milliseconds(300))
+            let md = try MediaDistributorServer(core: MediaDistributor(), listen: lab.md.localAddress, kd: lab.kd.localAddress,
+                                                kdFingerprint: lab.kdIdentity.fingerprint, identity: lab.mdIdentity, log: { _ in })
+            secondMD.set(md)
+            Thread.detachNewThread { md.run() }
+            #expect(try await eventually(.seconds(20)) {
+                runner.withSession { s in s.map { $0.writer.segmentID != firstSegment && $0.status == .recording && $0.epochsSealed > 0 } ?? false }
+            }, "\(logs.all.map(\.description))")
+            let rejoin = logs.all.first { $0.event == "recorder.rejoin" }
+            #expect(rejoin?.value("reason")?.contains("nothing from the Media Distributor") == true, "\(logs.all.map(\.description))")
+            runner.stop()
+            #expect(try await eventually(.seconds(10)) { runner.withSession { $0 == nil } })
+            let report = try archive.inspect(conference: options.conference)
+            #expect(report.segments.count == 2)
+            #expect(report.segments[0].endReason?.hasPrefix("rejoining: nothing from the Media Distributor") == true)
+            #expect(report.segments[0].packets > 50)
+            #expect(report.segments[1].endReason == "stopped by signal")
+            #expect(report.epochs.count >= 2)   // the KD rekeyed when the recorder's new association replaced the old one
+        }
+    }
+}
