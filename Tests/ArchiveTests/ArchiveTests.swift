@@ -19,13 +19,13 @@ struct ArchiveTests {
     }
 
     @Test("a new archive is in WAL mode with every migration applied, and sqlite3 sees the tables")
-    func schema() throws {
+    func schema() async throws {
         let path = makeTemporaryDirectory("archive") + "/a.sqlite"
         let archive = try Archive(path: path)
         #expect(try archive.journalMode() == "wal")
         #expect(try archive.appliedMigrations().count == 1)
         #expect(try archive.integrityCheck() == ["ok"])
-        let tables = try runTool("sqlite3", [path, ".tables"])
+        let tables = try await runTool("sqlite3", [path, ".tables"])
         for t in ["conference", "recording_segment", "participant", "roster_event", "source", "epoch", "ekt_field", "packet", "rtcp", "drop_counter"] {
             #expect(tables.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains(Substring(t)), "missing table \(t)")
         }

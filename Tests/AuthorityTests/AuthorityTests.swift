@@ -26,14 +26,14 @@ struct AuthorityTests {
     }
 
     @Test("openssl reads both files as X25519 and derives the same public key")
-    func opensslAgrees() throws {
+    func opensslAgrees() async throws {
         let dir = makeTemporaryDirectory("authority-openssl")
         let key = AuthorityPrivateKey()
         let (priv, pub) = try key.write(to: dir)
-        let derived = try runTool("openssl", ["pkey", "-in", priv, "-pubout"])
+        let derived = try await runTool("openssl", ["pkey", "-in", priv, "-pubout"])
         #expect(derived.status == 0, "\(derived.stderr)")
         #expect(try AuthorityPublicKey(pemRepresentation: derived.stdout) == key.publicKey)
-        let text = try runTool("openssl", ["pkey", "-pubin", "-in", pub, "-text", "-noout"])
+        let text = try await runTool("openssl", ["pkey", "-pubin", "-in", pub, "-text", "-noout"])
         #expect(text.status == 0 && text.stdout.contains("X25519"), "\(text.stdout)\(text.stderr)")
     }
 
@@ -74,7 +74,7 @@ struct AuthorityTests {
     }
 
     @Test("an independent RFC 9180 implementation (Python pyhpke) opens what we seal")
-    func pyhpkeOpens() throws {
+    func pyhpkeOpens() async throws {
         let authority = AuthorityPrivateKey()
         let message = try Self.epochKey(spi: 513, byte: 0x17)
         let sealed = try SealedEpochKey.seal(message, cipher: .aeskw128, conference: "conf-é", to: authority.publicKey)
@@ -88,7 +88,7 @@ struct AuthorityTests {
         print(r.open(ct, aad=aad).hex())
         """
         let hexOf = { (b: [UInt8]) in b.map { String(format: "%02x", $0) }.joined() }
-        let result = try runTool("python3", ["-c", script, hexOf([UInt8](authority.key.rawRepresentation)),
+        let result = try await runTool("python3", ["-c", script, hexOf([UInt8](authority.key.rawRepresentation)),
                                              hexOf(sealed.encapsulatedKey), hexOf(sealed.ciphertext), hexOf(aad),
                                              hexOf(SealedEpochKey.info)])
         #expect(result.status == 0, "pyhpke failed (install: python3 -m pip install pyhpke): \(result.stderr)")

@@ -61,8 +61,8 @@ for p in rdpcap(sys.argv[1]):
                           usec=int(round((p.time - int(p.time)) * 1000000)))))
 """
 
-private func scapyRead(_ path: String) throws -> [ScapyPacket] {
-    try Scapy.run(["-c", scapyDump, path]).split(separator: "\n").map {
+private func scapyRead(_ path: String) async throws -> [ScapyPacket] {
+    try await Scapy.run(["-c", scapyDump, path]).split(separator: "\n").map {
         try JSONDecoder().decode(ScapyPacket.self, from: Data($0.utf8))
     }
 }
@@ -107,13 +107,13 @@ struct PcapWriterTests {
 
     @Test("scapy reads written files back with valid IPv4 header and IPv6 UDP checksums",
           arguments: PcapWriter.LinkType.allCases)
-    func scapyAgrees(linkType: PcapWriter.LinkType) throws {
+    func scapyAgrees(linkType: PcapWriter.LinkType) async throws {
         let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = sampleDatagrams(ipv6: false) + sampleDatagrams(ipv6: true)
         let path = directory.appendingPathComponent("w.pcap").path
         try Data(PcapWriter.encode(input, linkType: linkType)).write(to: URL(fileURLWithPath: path))
-        let packets = try scapyRead(path)
+        let packets = try await scapyRead(path)
         try #require(packets.count == input.count)
         for (packet, datagram) in zip(packets, input) {
             let ipv6 = datagram.sourceAddress.contains(":")
@@ -132,7 +132,7 @@ struct PcapWriterTests {
     }
 
     @Test("the scapy checksum check catches a corrupted checksum (the oracle has teeth)")
-    func scapyCatchesBadChecksums() throws {
+    func scapyCatchesBadChecksums() async throws {
         let directory = temporaryDirectoryURL()
         defer { try? FileManager.default.removeItem(at: directory) }
         let v4 = sampleDatagrams(ipv6: false, count: 1)[0], v6 = sampleDatagrams(ipv6: true, count: 2)[1]
@@ -143,7 +143,7 @@ struct PcapWriterTests {
         bytes[second + 40 + 6] ^= 0x80
         let path = directory.appendingPathComponent("bad.pcap").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let packets = try scapyRead(path)
+        let packets = try await scapyRead(path)
         try #require(packets.count == 2)
         #expect(!packets[0].ipChecksumValid)
         #expect(!packets[1].udpChecksumValid)

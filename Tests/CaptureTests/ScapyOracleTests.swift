@@ -43,25 +43,22 @@ struct Fixtures: Sendable {
     let directory: URL
     let captures: [String: ExpectedCapture]
 
-    static func load() throws -> Fixtures { try cached.get() }
+    static func load() async throws -> Fixtures { try await OncePerRun.fixtures.value }
 
-    private static let cached: Result<Fixtures, TestFailure> = {
+    static func generate() async throws -> Fixtures {
+        let directory = temporaryDirectoryURL()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/make_captures.py").path
+        _ = try await Scapy.run([script, directory.path])
         do {
-            let directory = temporaryDirectoryURL()
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("Fixtures/make_captures.py").path
-            _ = try Scapy.run([script, directory.path])
             let data = try Data(contentsOf: directory.appendingPathComponent("expected.json"))
             struct Root: Decodable { var captures: [ExpectedCapture] }
             let root = try JSONDecoder().decode(Root.self, from: data)
-            return .success(Fixtures(directory: directory,
-                                     captures: Dictionary(uniqueKeysWithValues: root.captures.map { ($0.file, $0) })))
-        } catch let failure as TestFailure {
-            return .failure(failure)
+            return Fixtures(directory: directory, captures: Dictionary(uniqueKeysWithValues: root.captures.map { ($0.file, $0) }))
         } catch {
-            return .failure(TestFailure("generating fixtures failed: \(error)"))
+            throw TestFailure("generating fixtures failed: \(error)")
         }
-    }()
+    }
 }
 
 @Suite("Reader against scapy")
@@ -70,14 +67,14 @@ struct ScapyOracleTests {
                         "raw.pcap", "two_if.pcapng", "vlan.pcapng"]
 
     @Test("the generator wrote every fixture this suite checks, and nothing else")
-    func fixtureList() throws {
-        let fixtures = try Fixtures.load()
+    func fixtureList() async throws {
+        let fixtures = try await Fixtures.load()
         #expect(Set(fixtures.captures.keys) == Set(Self.files))
     }
 
     @Test("datagrams, timestamps, frame numbers and skip counts equal scapy's reading", arguments: files)
-    func matchesScapy(file: String) throws {
-        let fixtures = try Fixtures.load()
+    func matchesScapy(file: String) async throws {
+        let fixtures = try await Fixtures.load()
         let expected = try #require(fixtures.captures[file])
         let path = fixtures.directory.appendingPathComponent(file).path
         #expect(!expected.datagrams.isEmpty)
@@ -96,8 +93,8 @@ struct ScapyOracleTests {
     }
 
     @Test("formats are detected from the magic")
-    func formats() throws {
-        let fixtures = try Fixtures.load()
+    func formats() async throws {
+        let fixtures = try await Fixtures.load()
         func format(_ file: String) throws -> CaptureReader.Format {
             try CaptureReader(path: fixtures.directory.appendingPathComponent(file).path).format
         }

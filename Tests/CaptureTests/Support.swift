@@ -19,41 +19,38 @@ enum Scapy {
     static let installHint = "install scapy with `python3 -m pip install scapy` "
         + "(add --break-system-packages if pip refuses an externally managed environment)"
 
-    /// The path of a python3 on PATH that can import scapy.
-    static func python() throws -> String {
-        let result = Self.located
-        switch result {
-        case let .success(path): return path
-        case let .failure(error): throw error
-        }
-    }
+    /// The path of a python3 on PATH that can import scapy (checked once per run).
+    static func python() async throws -> String { try await OncePerRun.scapyPython.value }
 
-    private static let located: Result<String, TestFailure> = {
+    static func locate() async throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         let candidates = path.split(separator: ":").map { "\($0)/python3" }
         guard let python = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            return .failure(TestFailure("python3 is not on PATH (\(path)); install Python 3, then \(installHint)"))
+            throw TestFailure("python3 is not on PATH (\(path)); install Python 3, then \(installHint)")
         }
-        do {
-            let check = try runTool(python, ["-c", "import scapy.all"])
-            guard check.status == 0 else {
-                return .failure(TestFailure("\(python) cannot import scapy: \(installHint)\n\(check.stderr)"))
-            }
-        } catch {
-            return .failure(TestFailure("cannot run \(python): \(error)"))
+        let check: ToolResult
+        do { check = try await runTool(python, ["-c", "import scapy.all"]) } catch {
+            throw TestFailure("cannot run \(python): \(error)")
         }
-        return .success(python)
-    }()
+        guard check.status == 0 else { throw TestFailure("\(python) cannot import scapy: \(installHint)\n\(check.stderr)") }
+        return python
+    }
 
     /// Runs python code with scapy; a non-zero exit is a failure with its stderr.
-    static func run(_ arguments: [String]) throws -> String {
-        let python = try python()
-        let result = try runTool(python, arguments)
+    static func run(_ arguments: [String]) async throws -> String {
+        let python = try await python()
+        let result = try await runTool(python, arguments)
         guard result.status == 0 else {
             throw TestFailure("python3 \(arguments.first ?? "") exited \(result.status):\n\(result.stderr)")
         }
         return result.stdout
     }
+}
+
+/// Work done once per test run, shared by every test that awaits it.
+enum OncePerRun {
+    static let scapyPython = Task { try await Scapy.locate() }
+    static let fixtures = Task { try await Fixtures.generate() }
 }
 
 /// Lowercase hex.

@@ -8,10 +8,21 @@ public struct ToolResult: Sendable {
 }
 
 /// Runs an external program (an independent oracle: openssl, python3, sqlite3, …) to the end.
-/// `executable` is a path or a name looked up on PATH. Output is read on background threads so
-/// a chatty tool cannot block on a full pipe.
+/// `executable` is a path or a name looked up on PATH. The waiting happens on a thread of its
+/// own, never on Swift concurrency's cooperative threads: a test blocked there for seconds
+/// starves the timing-sensitive suites running beside it.
 public func runTool(_ executable: String, _ arguments: [String], input: Data? = nil,
-                    environment: [String: String]? = nil) throws -> ToolResult {
+                    environment: [String: String]? = nil) async throws -> ToolResult {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<ToolResult, any Error>) in
+        Thread.detachNewThread {
+            done.resume(with: Result { try runToolBlocking(executable, arguments, input: input, environment: environment) })
+        }
+    }
+}
+
+/// Output is read on background threads so a chatty tool cannot block on a full pipe.
+private func runToolBlocking(_ executable: String, _ arguments: [String], input: Data?,
+                             environment: [String: String]?) throws -> ToolResult {
     let process = Process()
     if executable.contains("/") {
         process.executableURL = URL(fileURLWithPath: executable)
