@@ -49,16 +49,30 @@ public final class Archive: Sendable {
             // Checkpoints run on `checkpointer`'s own connection, not inside the recorder's commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try ArchiveSchema.migrator.migrate(pool)
-        } catch {
-            throw .cannotOpen(path: path, reason: Self.reason(error))
-        }
+        pool = try Self.openAndMigrate(path: path, configuration: config)
         checkpointer = WALCheckpointer(path: path)
     }
 
     private let checkpointer: WALCheckpointer
+
+    /// Opens the pool and applies pending migrations. Two processes (a recorder starting while
+    /// `percrec list` runs) may race on a new file: one sees "database is locked" while the other
+    /// switches it to WAL, or "table already exists" when both migrate. The loser retries: by
+    /// then the winner's migration has committed and is seen as applied.
+    private static func openAndMigrate(path: String, configuration: Configuration) throws(ArchiveError) -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try ArchiveSchema.migrator.migrate(pool)
+                return pool
+            } catch {
+                attempt += 1
+                guard attempt < 10 else { throw .cannotOpen(path: path, reason: reason(error)) }
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+            }
+        }
+    }
 
     /// The names of the schema migrations applied, oldest first.
     public func appliedMigrations() throws(ArchiveError) -> [String] {

@@ -131,4 +131,35 @@ struct ArchiveTests {
         #expect(try used.discardIfEmpty(reason: "done") == false)
         #expect(try archive.inspect(conference: "c2").segments.map(\.endReason) == ["done"])
     }
+
+    @Test("two connections opening a new archive at the same moment both succeed (a recorder starting while list runs)")
+    func concurrentOpen() async throws {
+        let dir = makeTemporaryDirectory("archive-race")
+        let failures = await withCheckedContinuation { (done: CheckedContinuation<[String], Never>) in
+            Thread.detachNewThread {
+                let failures = FailureList()
+                for i in 0 ..< 30 {
+                    let path = dir + "/a\(i).sqlite"
+                    let group = DispatchGroup()
+                    for _ in 0 ..< 2 {
+                        group.enter()
+                        Thread.detachNewThread {
+                            do { _ = try Archive(path: path) } catch { failures.append("\(error)") }
+                            group.leave()
+                        }
+                    }
+                    group.wait()
+                }
+                done.resume(returning: failures.all)
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
+    }
+}
+
+final class FailureList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
 }
