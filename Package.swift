@@ -46,14 +46,17 @@ let package = Package(
         .target(name: "Capture"),
         // The recorder: a receive-only PERC participant that archives a conference, live or from a capture.
         .target(name: "Recorder", dependencies: ["Archive", "Authority", "Capture", "KeyExchange", "EKT", "SRTP", "RTPWire", "Net"]),
+        // Export: authorization by the authority's private key, epoch-key unsealing, the end-to-end
+        // decrypt pipeline, the RTCP SR timeline, and Ogg Opus / WebM output (per participant or mixed).
+        .target(name: "Export", dependencies: ["Archive", "Authority", "EKT", "SRTP", "RTPWire", "Media"]),
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
-            dependencies: ["Lab", "Recorder", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
+            dependencies: ["Lab", "Recorder", "Export", "Media", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "percrec-bench",
-            dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP", "Recorder", "Archive", "Net",
+            dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP", "Recorder", "Archive", "Net", "Export", "Lab", "Authority", "KeyExchange",
                            .product(name: "GRDBSQLite", package: "GRDB.swift")]),
 
         // Test helpers (hex literals, seeded PRNG, mutations) shared by the test targets.
@@ -68,7 +71,7 @@ let package = Package(
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
+        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Export", "Media", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
                                                          "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]

@@ -140,7 +140,7 @@ extension Archive {
         return id
     }
 
-    private func unwrapArchiveError<T>(_ operation: String, _ body: (Database) throws -> T) throws(ArchiveError) -> T {
+    func unwrapArchiveError<T>(_ operation: String, _ body: (Database) throws -> T) throws(ArchiveError) -> T {
         do { return try pool.read(body) } catch let e as ArchiveError { throw e } catch {
             throw .database(operation: operation, reason: Self.reason(error))
         }
@@ -241,19 +241,7 @@ extension Archive {
                 JOIN recording_segment r ON r.id = p.recording_segment_id
                 LEFT JOIN ekt_field f ON f.id = p.ekt_field_id
                 WHERE r.conference_id = ? ORDER BY p.recording_segment_id, p.ssrc, p.extended_sequence, p.id
-                """, arguments: [cid]).map { r in
-                let spi: Int64? = r["tie_spi"], epoch: Int64? = r["tie_epoch"]
-                let data: Data = r["data"]
-                return StoredPacket(segment: r["recording_segment_id"],
-                                    record: PacketRecord(ssrc: UInt32(truncatingIfNeeded: r["ssrc"] as Int64),
-                                                         sequence: UInt16(truncatingIfNeeded: r["sequence"] as Int64),
-                                                         extendedSequence: r["extended_sequence"],
-                                                         rtpTimestamp: UInt32(truncatingIfNeeded: r["rtp_timestamp"] as Int64),
-                                                         payloadType: UInt8(truncatingIfNeeded: r["payload_type"] as Int64),
-                                                         marker: r["marker"], arrival: r["arrival"]),
-                                    tie: spi.flatMap { s in epoch.map { (UInt16(truncatingIfNeeded: s), UInt16(truncatingIfNeeded: $0)) } },
-                                    data: [UInt8](data))
-            }
+                """, arguments: [cid]).map(Self.storedPacket)
         }
     }
 

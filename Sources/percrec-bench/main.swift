@@ -10,7 +10,7 @@ import Darwin
 #endif
 
 /// One benchmark: a name, a one-line summary and an entry point returning the exit status.
-/// Later benchmarks (`ingest`, `export`) add a file and one entry here.
+/// Each benchmark is a file and one entry here.
 struct BenchmarkCommand: Sendable {
     let name: String
     let summary: String
@@ -19,6 +19,7 @@ struct BenchmarkCommand: Sendable {
     static let all: [BenchmarkCommand] = [
         BenchmarkCommand(name: "srtp", summary: SRTPBenchmark.summary, run: { SRTPBenchmark.run($0) }),
         BenchmarkCommand(name: "ingest", summary: IngestBenchmark.summary, run: { IngestBenchmark.run($0) }),
+        BenchmarkCommand(name: "export", summary: ExportBenchmark.summary, run: { ExportBenchmark.run($0) }),
     ]
 }
 
@@ -28,7 +29,7 @@ func usage() -> String {
     for c in commands { text += "  " + c.name + String(repeating: " ", count: max(1, 9 - c.name.count)) + c.summary + "\n" }
     text += "\noptions (srtp):\n  --packets N   packets per measurement (default \(SRTPBenchmark.defaultPacketCount))\n"
     text += "  --passes N    timed passes per measurement; the best is reported (default \(SRTPBenchmark.defaultPasses))\n"
-    text += "\n" + IngestBenchmark.usageText
+    text += "\n" + IngestBenchmark.usageText + "\n" + ExportBenchmark.usageText
     return text
 }
 

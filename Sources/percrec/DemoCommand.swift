@@ -1,31 +1,36 @@
 import Archive
 import ArgumentParser
 import Authority
+import Export
 import Foundation
 import KeyExchange
 import Lab
 import Recorder
 
-/// `percrec demo`: the media-plane self-test, then the main job on the embedded default — a
-/// lab conference on loopback recorded by the recorder into storage/archive.sqlite.
+/// `percrec demo`: the media-plane self-test, then the whole product on the embedded default:
+/// a lab conference on loopback, recorded by a `percrec record` process into
+/// storage/archive.sqlite, then exported by the administrator to Ogg Opus and WebM files.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Record a 3-participant lab conference (with a join and a leave, so rekeys) into the archive.",
+        abstract: "Record a 3-participant lab conference (a join and a leave, so rekeys), then export it to Ogg/WebM.",
         discussion: """
         First runs the media-plane self-test (one packet sender → Media Distributor → receiver, \
         every step checked). Then starts a Key Distributor, a Media Distributor and three \
-        synthetic participants on loopback, records the conference with `percrec record`'s \
-        runner into --archive (the authority key pair is created in --authority on first use), \
-        has a fourth participant join and the first leave, ends the conference, and prints \
-        what `percrec inspect` shows. Export to Ogg/WebM follows (issue 6).
+        synthetic participants on loopback and records the conference with a `percrec record` \
+        process into --archive (the authority key pair is created in --authority on first use). \
+        A fourth participant joins and the first leaves; when everyone has left the recorder \
+        ends by itself. Finally the administrator's key exports every participant to Ogg Opus \
+        and WebM, plus a mixed Ogg Opus file, into --out, and the paths are printed.
         """)
 
     @Option(help: "The archive to record into.")
     var archive = Archive.defaultPath
     @Option(help: "Directory of the demo's archive authority key pair (created if missing).")
     var authority = "storage/authority"
+    @Option(help: "Directory for the exported files (a subdirectory per conference).")
+    var out = "storage/export"
     @Option(help: "Seconds of conference before the join, between join and leave, and after.")
-    var phase = 4
+    var phase = 10
 
     func run() throws {
         var test = MediaPlaneSelfTest()
@@ -37,25 +42,40 @@ struct Demo: ParsableCommand {
         }
         print(test.passed ? "media-plane self-test passed (\(test.steps.count) steps)" : "media-plane self-test FAILED")
         if !test.passed { throw ExitCode(1) }
-        try record()
+        let conference = try record()
+        try export(conference)
     }
 
-    private func record() throws {
-        let authorityKey: AuthorityPublicKey
+    /// The demo authority: created on first use; the administrator holds authority.key.
+    private func authorityKey() throws -> AuthorityPrivateKey {
+        let keyPath = (authority as NSString).appendingPathComponent("authority.key")
         do {
-            let pub = (authority as NSString).appendingPathComponent("authority.pub")
-            if FileManager.default.fileExists(atPath: pub) {
-                authorityKey = try AuthorityPublicKey(contentsOf: pub)
-            } else {
-                let key = AuthorityPrivateKey()
-                try key.write(to: authority)
-                authorityKey = key.publicKey
-                print("created the demo's archive authority in \(authority)/ (authority.key is the administrator's)")
-            }
+            if FileManager.default.fileExists(atPath: keyPath) { return try AuthorityPrivateKey(contentsOf: keyPath) }
+            let key = AuthorityPrivateKey()
+            try key.write(to: authority)
+            print("created the demo's archive authority in \(authority)/ (authority.key is the administrator's)")
+            return key
         } catch { throw operationalError("\(error)") }
+    }
+
+    private func record() throws -> String {
+        let authorityKey = try authorityKey().publicKey
         let store = try openArchive(archive, create: true)
+        store.close()
+        // The recorder's DTLS identity, as `percrec identity` would write it.
+        let identityDirectory = (authority as NSString).deletingLastPathComponent + "/demo-recorder"
         let recorderIdentity: DTLSIdentity
-        do { recorderIdentity = try DTLSIdentity(commonName: "demo-recorder") } catch { throw operationalError("\(error)") }
+        let certificate = identityDirectory + "/recorder-cert.pem", privateKey = identityDirectory + "/recorder-key.pem"
+        do {
+            recorderIdentity = try DTLSIdentity(commonName: "demo-recorder")
+            try FileManager.default.createDirectory(atPath: identityDirectory, withIntermediateDirectories: true)
+            try recorderIdentity.certificatePEM.write(toFile: certificate, atomically: true, encoding: .utf8)
+            try? FileManager.default.removeItem(atPath: privateKey)
+            guard FileManager.default.createFile(atPath: privateKey, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let handle = FileHandle(forWritingAtPath: privateKey) else { throw operationalError("cannot create \(privateKey)") }
+            recorderIdentity.privateKeyPEM.withUnsafeBytes { handle.write(Data($0)) }
+            try handle.close()
+        } catch let e as ExitCode { throw e } catch { throw operationalError("\(error)") }
         var options = LabConference.Options()
         options.conference = "demo-" + Self.timestamp()
         options.participants = 3
@@ -65,22 +85,31 @@ struct Demo: ParsableCommand {
         options.extraInvitations = [InvitedParticipant(name: "recorder", fingerprint: recorderIdentity.fingerprint.description, role: .recorder)]
         let lab: LabConference
         do { lab = try LabConference(options: options, log: { _ in }) } catch { throw operationalError("lab: \(error)") }
-        let runner = RecorderRunner(configuration: .init(mediaDistributor: lab.md.localAddress, kdFingerprint: lab.kdIdentity.fingerprint,
-                                                         identity: recorderIdentity, conference: options.conference,
-                                                         authority: authorityKey),
-                                    archive: store, log: { _ in })
-        print("\nrecording conference \(options.conference) into \(store.path)")
         do { try lab.start() } catch { throw operationalError("lab: \(error)") }
-        let finished = DispatchSemaphore(value: 0)
-        let outcome = OutcomeHolder()
-        Thread.detachNewThread {
-            outcome.value = runner.run()
-            finished.signal()
+        defer { lab.stop() }
+
+        let logPath = identityDirectory + "/record.log"
+        let recorder = Process()
+        recorder.executableURL = URL(fileURLWithPath: Self.executablePath())
+        recorder.arguments = ["record", "--md", lab.md.localAddress.description, "--conference", options.conference,
+                              "--kd-fingerprint", lab.kdIdentity.fingerprint.description, "--certificate", certificate,
+                              "--private-key", privateKey, "--authority-public-key", (authority as NSString).appendingPathComponent("authority.pub"),
+                              "--archive", store.path]
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        recorder.standardError = FileHandle(forWritingAtPath: logPath)
+        recorder.standardOutput = FileHandle.nullDevice
+        print("\nrecording conference \(options.conference) into \(store.path) with: percrec \(recorder.arguments?.prefix(5).joined(separator: " ") ?? "") …")
+        do { try recorder.run() } catch { throw operationalError("cannot start percrec record: \(error)") }
+        let signals = onTerminationSignals { recorder.terminate() }
+        func archived() -> (Int, Int) {
+            guard let a = try? Archive(path: store.path, create: false) else { return (0, 0) }
+            defer { a.close() }
+            let c = (try? a.conferences())?.first { $0.name == options.conference }
+            return (c?.packets ?? 0, c?.epochs ?? 0)
         }
-        let signals = onTerminationSignals { runner.stop() }
         func phaseWait(_ what: String) {
             Thread.sleep(forTimeInterval: Double(phase))
-            let s = runner.withSession { ($0?.receiver?.storedPackets ?? 0, $0?.epochsSealed ?? 0) }
+            let s = archived()
             print("  \(what): \(s.0) packets archived, \(s.1) epoch keys sealed so far")
         }
         phaseWait("alice, bob and carol are talking")
@@ -90,18 +119,61 @@ struct Demo: ParsableCommand {
         phaseWait("alice left (rekey)")
         print("  everyone leaves; the recorder sees the conference end")
         for i in lab.activeIndices { lab.leave(i) }
-        if finished.wait(timeout: .now() + 15) == .timedOut { runner.stop(); finished.wait() }
-        lab.stop()
+        let deadline = Date().addingTimeInterval(20)
+        while recorder.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if recorder.isRunning { recorder.terminate(); recorder.waitUntilExit() }
         _ = signals
+        guard recorder.terminationStatus == 0 else {
+            throw operationalError("percrec record exited with \(recorder.terminationStatus); its log is \(logPath)")
+        }
+        let reopened = try openArchive(store.path, create: false)
         let report: ConferenceReport
-        do { report = try store.inspect(conference: options.conference) } catch { throw operationalError("\(error)") }
+        do { report = try reopened.inspect(conference: options.conference) } catch { throw operationalError("\(error)") }
         let packets = report.segments.reduce(0) { $0 + $1.packets }
         print("\nrecorded: \(packets) packets from \(report.sources.count) sources of \(report.participants.filter { $0.role == "participant" }.count) participants, "
               + "\(report.epochs.count) epochs (keys sealed to authority \(authorityKey.keyID)), \(report.totalDrops) datagrams refused")
-        print("ended: \(report.segments.last?.endReason ?? "?")")
-        print("\nnext: percrec inspect \(options.conference) --archive \(store.path)")
-        if case .stopped? = outcome.value { throw ExitCode(1) }
+        print("ended: \(report.segments.last?.endReason ?? "?") (recorder log: \(logPath))")
         if packets == 0 { throw operationalError("nothing was recorded") }
+        return options.conference
+    }
+
+    private func export(_ conference: String) throws {
+        let key = try authorityKey()
+        let store = try openArchive(archive, create: false)
+        let directory = (out as NSString).appendingPathComponent(conference)
+        print("\nexporting with the administrator's key (\(authority)/authority.key) into \(directory)/")
+        var written: [String] = []
+        for mix in [false, true] {
+            let request = ExportRequest(conference: conference, outputDirectory: directory, mix: mix, overwrite: true)
+            let meter = ProgressMeter()
+            do {
+                let summary = try Exporter(archive: store, authority: key).run(request) { meter.update($0) }
+                meter.end()
+                for s in summary.sources where !mix && (s.decryption.refused > 0 || s.lostPackets > 0) {
+                    let d = s.decryption
+                    print(String(format: "  source 0x%08x (%@ %@): %d opened, %d lost in transit, %d under a key the recorder never had "
+                                 + "(sent before its join's rekey took effect), %d failed authentication",
+                                 s.ssrc, s.participant, s.media, d.opened, s.lostPackets, d.noKey, d.authenticationFailed))
+                }
+                for n in summary.notes { print("  note: \(n)") }
+                for f in summary.files {
+                    print(String(format: "  %-60@ %@, %.1f s%@", f.path as NSString, f.media,
+                                 f.durationSeconds, f.videoFrames > 0 ? ", \(f.videoFrames) video frames" : ""))
+                    written.append(f.path)
+                }
+            } catch {
+                meter.end()
+                throw operationalError("export: \(error)")
+            }
+        }
+        print("\nexported \(written.count) files. Play one with: ffplay \(written.first ?? "")")
+        print("next: percrec inspect \(conference) --archive \(archive)")
+    }
+
+    /// This executable, so the demo runs the very `percrec record` it ships.
+    static func executablePath() -> String {
+        if let path = Bundle.main.executablePath { return path }
+        return CommandLine.arguments[0]
     }
 
     static func timestamp() -> String {
@@ -110,14 +182,5 @@ struct Demo: ParsableCommand {
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "yyyyMMdd-HHmmss"
         return f.string(from: Date())
-    }
-}
-
-final class OutcomeHolder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: RecorderOutcome?
-    var value: RecorderOutcome? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }

@@ -11,5 +11,5 @@ struct Percrec: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Demo.self, LabCommand.self, IdentityCommand.self, KDCommand.self, MDCommand.self, AuthorityCommand.self,
-                      RecordCommand.self, ImportCommand.self, ListCommand.self, InspectCommand.self])
+                      RecordCommand.self, ImportCommand.self, ListCommand.self, InspectCommand.self, ExportCommand.self])
 }

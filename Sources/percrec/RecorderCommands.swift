@@ -316,7 +316,7 @@ struct ImportCommand: ParsableCommand {
     }
 }
 
-private func timeText(_ t: Double?) -> String {
+func timeText(_ t: Double?) -> String {
     guard let t else { return "-" }
     let f = DateFormatter()
     f.locale = Locale(identifier: "en_US_POSIX")
@@ -325,12 +325,12 @@ private func timeText(_ t: Double?) -> String {
     return f.string(from: Date(timeIntervalSince1970: t))
 }
 
-private func durationText(_ seconds: Double) -> String {
+func durationText(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
     return s >= 3600 ? String(format: "%dh%02dm%02ds", s / 3600, s / 60 % 60, s % 60) : String(format: "%dm%02ds", s / 60, s % 60)
 }
 
-private func printJSON<T: Encodable>(_ value: T) throws {
+func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
