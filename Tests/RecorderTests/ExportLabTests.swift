@@ -209,7 +209,10 @@ extension RecorderLabSuites {
             let fixture = try await ExportFixture.shared.value
             let copy = fixture.directory + "/tampered.sqlite"
             try? FileManager.default.removeItem(atPath: copy)
-            try FileManager.default.copyItem(atPath: fixture.archivePath, toPath: copy)
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: fixture.archivePath + suffix) {
+                try? FileManager.default.removeItem(atPath: copy + suffix)
+                try FileManager.default.copyItem(atPath: fixture.archivePath + suffix, toPath: copy + suffix)
+            }
             let ssrc = LabConference.audioSSRC(of: 1)
             let victim = fixture.storedOpus(of: 1)[40]
             // Flip one byte of the ciphertext in place (after the 12-byte header and extension).
@@ -259,7 +262,7 @@ extension RecorderLabSuites {
             let shift = cut.origin - full.origin
             let expected = try timed(fullOgg.path).filter { $0.0 >= shift - 1e-9 && $0.0 + 0.020 <= shift + 4 + 1e-9 }
             let got = try timed(cutOgg.path)
-            #expect(got.count == expected.count && got.count > 150)
+            #expect(got.count == expected.count && got.count > 50, "\(got.count) packets in the cut, \(expected.count) expected")
             for (g, e) in zip(got, expected) {
                 #expect(g.1 == e.1 && abs(g.0 - (e.0 - shift)) <= 1.0 / 48_000 * 2, "packet at \(e.0) s in the full export, \(g.0) s in the cut")
             }
