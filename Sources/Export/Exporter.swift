@@ -160,10 +160,14 @@ public final class Exporter {
         guard !wanted.isEmpty else { return all }
         var chosen: [Participant] = []
         for w in wanted {
+            // A fingerprint as the roster writes it ("sha-256 AB:CD:…"), or its hex digits' prefix.
+            func digits(_ text: String) -> String {
+                text.lowercased().replacingOccurrences(of: "sha-256", with: "").filter { $0.isHexDigit }
+            }
+            let needle = digits(w)
             let match = all.first { $0.name == w } ?? all.first { p in
-                guard let f = p.fingerprint?.lowercased() else { return false }
-                let needle = w.lowercased()
-                return needle.count >= 8 && (f == needle || f.replacingOccurrences(of: ":", with: "").hasPrefix(needle.replacingOccurrences(of: ":", with: "")))
+                guard let f = p.fingerprint, needle.count >= 8 else { return false }
+                return digits(f).hasPrefix(needle)
             }
             guard let match else {
                 throw .invalidRequest("no participant \"\(w)\" in \(conference); it has: \(all.map(\.name).joined(separator: ", "))")
