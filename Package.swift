@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Export", "Media", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
                                                          "EKT", "SRTP", "RTPWire", "TestSupport"]),
-        .testTarget(name: "ExportTests", dependencies: ["Export", "Archive", "Authority", "Media", "EKT", "SRTP", "RTPWire", "TestSupport"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "Archive", "Authority", "Media", "EKT", "SRTP", "RTPWire", "Recorder", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )
