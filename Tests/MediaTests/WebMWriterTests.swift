@@ -304,17 +304,21 @@ struct WebMWriterTests {
         #expect(file.cues.map(\.time) == [0, 1000, 2000, 3000] && file.cues.allSatisfy { $0.relative != nil })
     }
 
-    @Test("clusters also split at 5 s without key frames and at 5 MB; only key frames get Cues")
+    @Test("with video, clusters split at key frames, or at 30 s in a longer GOP, and at 5 MB; only key frames get Cues")
     func clusterLimits() throws {
         let dir = makeTemporaryDirectory("webm")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let long = try WebMWriter(path: dir + "/long.webm", video: .init(width: 64, height: 64), audio: nil, writingApp: "t")
-        for k in 0 ..< 130 { try long.addVideoFrame(WebMFixtures.fakeFrame(k, key: k == 0), timestamp: Int64(k) * 100_000_000, isKeyFrame: k == 0) }
+        // Key frames at 0 and 12 s, then a 53 s GOP: cut at 42 s, at 30 s past 12.
+        for k in 0 ..< 650 {
+            let key = k == 0 || k == 120
+            try long.addVideoFrame(WebMFixtures.fakeFrame(k, key: key), timestamp: Int64(k) * 100_000_000, isKeyFrame: key)
+        }
         let summary = try long.finish()
-        #expect(summary == WebMSummary(clusters: 3, cuePoints: 1, videoFrames: 130, audioPackets: 0,
-                                       durationMilliseconds: 13_000, bytes: try WebMFixtures.size(dir + "/long.webm")))
+        #expect(summary == WebMSummary(clusters: 3, cuePoints: 2, videoFrames: 650, audioPackets: 0,
+                                       durationMilliseconds: 65_000, bytes: try WebMFixtures.size(dir + "/long.webm")))
         let file = try ParsedWebM(try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/long.webm"))))
-        #expect(file.clusters.map(\.timestamp) == [0, 5000, 10000])
+        #expect(file.clusters.map(\.timestamp) == [0, 12_000, 42_000])
 
         let big = try WebMWriter(path: dir + "/big.webm", video: .init(width: 64, height: 64), audio: nil, writingApp: "t")
         let megabyte = [UInt8](repeating: 0x01, count: 1_000_000)
@@ -590,8 +594,8 @@ struct ParsedWebM {
         }
         let firstCluster = clusters.first?.position ?? .max
         #expect(seeks[MatroskaID.info].map { $0 < firstCluster } == true && seeks[MatroskaID.tracks].map { $0 < firstCluster } == true)
-        // Clusters: increasing timestamps, spans under 5 s, a key frame only as the first video block
-        // (a cluster may start with an inter frame only when the 5 s rule cut a long GOP).
+        // Clusters: increasing timestamps, spans under 5 s (key frames every 2 s), a key frame only
+        // as the first video block.
         #expect(zip(clusters, clusters.dropFirst()).allSatisfy { $0.timestamp < $1.timestamp })
         for cluster in clusters {
             let video = blocks[cluster.blocks].filter { $0.track == videoTrack }

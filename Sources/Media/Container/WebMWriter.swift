@@ -185,8 +185,12 @@ public struct WebMSummary: Sendable, Equatable {
 /// Not thread-safe.
 public final class WebMWriter {
     public static let muxingApp = "percrec"
-    /// A Cluster spans less than this many ms (RFC 9559 recommends ≤ 5 s).
+    /// An audio-only Cluster spans less than this many ms (RFC 9559 recommends ≤ 5 s).
     static let maxClusterSpan: Int64 = 5_000
+    /// With video, clusters start at key frames (WebM guidelines), so one spans a whole GOP; only
+    /// a GOP longer than this (libwebm's default cluster limit, within the int16 block offset)
+    /// is cut at an inter frame.
+    static let maxVideoClusterSpan: Int64 = 30_000
     /// A Cluster holds at most about this many bytes (≤ 5 MB recommended).
     static let maxClusterBytes = 5_000_000
     /// Audio-only files get at most one CuePoint per 500 ms (webm.md §9).
@@ -488,7 +492,7 @@ public final class WebMWriter {
         if let c = cluster {
             let openedForThisKeyFrame = c.keyFrameTime == keyFrameTime && c.videoBlocks == 0
             startNew = (keyFrameTime != nil && !openedForThisKeyFrame)
-                || block.time - c.timestamp >= Self.maxClusterSpan   // also keeps the int16 offset ≤ 32767
+                || block.time - c.timestamp >= (videoTrackNumber == nil ? Self.maxClusterSpan : Self.maxVideoClusterSpan)   // int16 offset ≤ 32767
                 || c.body.count + simple.dataSize > Self.maxClusterBytes
         }
         if startNew {
