@@ -328,6 +328,7 @@ public final class Exporter {
         // Every opened packet with its position, from all of the participant's audio sources.
         var items: [(position: Int64, order: Int, ssrc: UInt32, payload: [UInt8])] = []
         var stereo = false
+        var continuesPastEnd = false
         for source in p.audio {
             var timeline = run.timelines[source.ssrc] ?? SourceTimeline(clock: nil, rate: 48_000)
             var outside = 0
@@ -336,7 +337,11 @@ public final class Exporter {
                 if packet.segment != segment { segment = packet.segment; timeline.resetAnchor() }
                 guard Self.opusPayloadTypes.contains(packet.payloadType) || source.media == "audio", !packet.payload.isEmpty else { return }
                 let wall = timeline.wallTime(timestamp: packet.timestamp, arrival: packet.arrival)
-                guard wall >= run.origin, wall < run.end else { outside += 1; return }
+                guard wall >= run.origin, wall < run.end else {
+                    outside += 1
+                    if wall >= run.end { continuesPastEnd = true }
+                    return
+                }
                 let position = Int64(((wall - run.origin) * 48_000).rounded())
                 if packet.payload[0] & 0x04 != 0 { stereo = true }
                 items.append((position, items.count, source.ssrc, packet.payload))
@@ -355,6 +360,10 @@ public final class Exporter {
             do { placed = try placer.place(item.payload, at: item.position) } catch { malformed[item.ssrc, default: 0] += 1; continue }
             if placer.statistics.droppedOverlaps > before { overlaps[item.ssrc, default: 0] += 1 }
             for q in placed where q.position + Int64(q.samples) <= endPosition { track.placed.append(q) }
+        }
+        // The participant was still there at --to (silent, in DTX): the file runs to --to.
+        if continuesPastEnd, endPosition != .max, !track.placed.isEmpty {
+            track.placed += placer.fill(upTo: endPosition)
         }
         for (ssrc, n) in overlaps { run.sourceReports[ssrc]?.audioOverlapsDropped = n }
         for (ssrc, n) in malformed { run.sourceReports[ssrc]?.decryption.other["opus_malformed", default: 0] += n }

@@ -145,7 +145,7 @@ struct Demo: ParsableCommand {
         var written: [String] = []
         for mix in [false, true] {
             let request = ExportRequest(conference: conference, outputDirectory: directory, mix: mix, overwrite: true)
-            let meter = ProgressMeter()
+            let meter = ProgressMeter(linesWhenNotTerminal: false)   // plain lines would interleave with stdout
             do {
                 let summary = try Exporter(archive: store, authority: key).run(request) { meter.update($0) }
                 meter.end()

@@ -126,6 +126,9 @@ struct ExportCommand: ParsableCommand {
 /// Progress on stderr: a redrawn bar on a terminal, a plain line every ~10 % or 2 s otherwise.
 final class ProgressMeter: @unchecked Sendable {
     private let terminal = isatty(STDERR_FILENO) == 1
+    private let lines: Bool
+
+    init(linesWhenNotTerminal: Bool = true) { lines = linesWhenNotTerminal }
     private var lastLine = Date.distantPast
     private var lastPercent = -100
     private var drawn = false
@@ -138,7 +141,7 @@ final class ProgressMeter: @unchecked Sendable {
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
             FileHandle.standardError.write(Data("\r\(p.phase) [\(bar)] \(percent)% (\(p.done)/\(p.total))".utf8))
             drawn = true
-        } else if percent - lastPercent >= 10 || Date().timeIntervalSince(lastLine) >= 2 {
+        } else if lines, percent - lastPercent >= 10 || Date().timeIntervalSince(lastLine) >= 2 {
             FileHandle.standardError.write(Data("progress: \(p.phase) \(percent)% (\(p.done)/\(p.total))\n".utf8))
             lastPercent = percent
             lastLine = Date()
