@@ -12,9 +12,10 @@ import RTPWire
 /// Nothing is written until the key has opened the conference's epochs and every output name
 /// has been checked; files are written under a `.part` name and renamed when complete, and a
 /// failure removes what was started.
+///
+/// Which sources are audio (Opus) and video (VP8) comes from the archive's `source.media`, which
+/// the recorder sets from the payload type (`SegmentWriter.Options.mediaKinds`).
 public final class Exporter {
-    public static let opusPayloadTypes: Set<UInt8> = [111]
-    public static let vp8PayloadTypes: Set<UInt8> = [96]
     /// Pre-skip written for recorded Opus: libopus's look-ahead at 48 kHz, which is what WebRTC
     /// senders (libopus) use; see ogg-opus.md §7.
     public static let recordedPreSkip = 312
@@ -82,7 +83,7 @@ public final class Exporter {
             rtcp = try archive.rtcpPackets(conference: conference)
         } catch { throw Self.archiveError(error) }
         let run = Run(request: request, keys: keys, fields: fields, clocks: SenderClocks(rtcp: rtcp))
-        for u in keys.unopened { run.notes.append("epoch SPI \(u.spi) not opened: \(u.reason)") }
+        if run.clocks.unreadable > 0 { run.notes.append("\(run.clocks.unreadable) stored RTCP packets could not be parsed") }
 
         let everyone = Self.participants(sources, cnames: run.clocks.cnames)
         let chosen = try Self.select(everyone, request.participants, conference: conference)
@@ -90,17 +91,19 @@ public final class Exporter {
         try resolveRange(run)
         let plan = try planOutputs(run, chosen)
 
-        run.total = chosen.reduce(0) { $0 + ($1.audio + $1.video).reduce(0) { $0 + $1.packets } }
+        // Progress counts the packets that will be read: audio always, video only for WebM.
+        let readsVideo = !request.mix && request.formats.contains(.webm)
+        run.total = chosen.reduce(0) { $0 + ($1.audio + (readsVideo ? $1.video : [])).reduce(0) { $0 + $1.packets } }
         do {
             try FileManager.default.createDirectory(atPath: request.outputDirectory, withIntermediateDirectories: true)
         } catch {
             throw .output(.io(path: request.outputDirectory, operation: "create directory", errno: 0, message: "\(error.localizedDescription)"))
         }
-        do {
+        do throws(ExportError) {
             if request.mix {
                 var tracks: [AudioTrack] = []
                 for p in chosen where !p.audio.isEmpty { tracks.append(try collectAudio(run, p)) }
-                guard let path = plan.first?.path else { throw ExportError.nothingToExport("no audio in the selection") }
+                guard let path = plan.first?.path else { throw .nothingToExport("no audio in the selection") }
                 try writeMix(run, tracks, path: path)
             } else {
                 for p in chosen {
@@ -113,17 +116,14 @@ public final class Exporter {
                     }
                 }
             }
-        } catch let e as ExportError {
-            for path in run.partial { try? FileManager.default.removeItem(atPath: path) }
-            throw e
         } catch {
             for path in run.partial { try? FileManager.default.removeItem(atPath: path) }
-            throw .nothingToExport("\(error)")
+            throw error
         }
         guard !run.files.isEmpty else {
             throw .nothingToExport("no decryptable media of the selected participants in the requested time range")
         }
-        report(run, force: true)
+        report(run)
         return ExportSummary(conference: conference, origin: run.origin, conferenceStart: run.conferenceStart, files: run.files,
                              sources: chosen.flatMap { $0.audio + $0.video }.compactMap { run.sourceReports[$0.ssrc] },
                              unopenedEpochs: keys.unopened.map { "SPI \($0.spi): \($0.reason)" }, notes: run.notes)
@@ -146,9 +146,9 @@ public final class Exporter {
                 order.append(name)
                 byName[name] = Participant(name: name, fingerprint: s.fingerprint)
             }
-            if s.media == "video" || vp8PayloadTypes.contains(s.payloadType) {
+            if s.media == "video" {
                 byName[name]?.video.append(s)
-            } else if s.media == "audio" || opusPayloadTypes.contains(s.payloadType) {
+            } else if s.media == "audio" {
                 byName[name]?.audio.append(s)
             }
         }
@@ -308,7 +308,7 @@ public final class Exporter {
         run.sourceReports[source.ssrc] = entry
     }
 
-    func report(_ run: Run, force: Bool = false) {
+    func report(_ run: Run) {
         run.lastReport = run.done
         progress(ExportProgress(phase: run.request.mix ? "decrypt+mix" : "export", done: min(run.done, run.total), total: run.total))
     }
@@ -335,7 +335,7 @@ public final class Exporter {
             var segment: Int64 = -1
             try decrypt(run, source, participant: p.name, media: "audio") { (packet) throws(ExportError) in
                 if packet.segment != segment { segment = packet.segment; timeline.resetAnchor() }
-                guard Self.opusPayloadTypes.contains(packet.payloadType) || source.media == "audio", !packet.payload.isEmpty else { return }
+                guard !packet.payload.isEmpty else { return }   // padding only
                 let wall = timeline.wallTime(timestamp: packet.timestamp, arrival: packet.arrival)
                 guard wall >= run.origin, wall < run.end else {
                     outside += 1

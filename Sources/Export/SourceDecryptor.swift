@@ -6,14 +6,11 @@ import SRTP
 /// One stored packet after its end-to-end layer came off: the original RTP header fields and
 /// the plaintext payload.
 struct DecryptedPacket {
-    var ssrc: UInt32
     var segment: Int64
     /// Extended sequence number within the segment (the archive's unwrapping).
     var extendedSequence: Int64
-    var sequence: UInt16
     var timestamp: UInt32
     var marker: Bool
-    var payloadType: UInt8
     /// Arrival at the recorder, Unix seconds.
     var arrival: Double
     var payload: [UInt8]
@@ -157,9 +154,9 @@ struct SourceDecryptor {
         case let .success(length):
             guard let rtp = try? RTPPacket(parsing: bytes[..<length]) else { return .refused("rtp_malformed_after_open") }
             counters.opened += 1
-            return .opened(DecryptedPacket(ssrc: rtp.ssrc, segment: packet.segment, extendedSequence: packet.record.extendedSequence,
-                                           sequence: rtp.sequenceNumber, timestamp: rtp.timestamp, marker: rtp.marker,
-                                           payloadType: rtp.payloadType, arrival: packet.record.arrival, payload: rtp.payload))
+            return .opened(DecryptedPacket(segment: packet.segment, extendedSequence: packet.record.extendedSequence,
+                                           timestamp: rtp.timestamp, marker: rtp.marker, arrival: packet.record.arrival,
+                                           payload: rtp.payload))
         case let .failure(error):
             switch error {
             case .srtp(.authenticationFailed): return .authenticationFailed
