@@ -236,19 +236,9 @@ func readWebM(_ path: String) throws -> WebMContents {
     return out
 }
 
-/// Decodes with ffmpeg at `-v error` (nothing may be printed) and returns ffprobe's duration.
-func checkDecodesCleanly(_ path: String) async throws -> Double {
-    let decode = try await runTool("ffmpeg", ["-nostdin", "-v", "error", "-i", path, "-f", "null", "-"])
-    #expect(decode.status == 0 && decode.stderr.isEmpty && decode.stdout.isEmpty, "ffmpeg on \(path): \(decode.stderr)")
-    let probe = try await runTool("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path])
-    return try #require(Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "ffprobe on \(path): \(probe.stdout)\(probe.stderr)")
-}
-
-/// oggz-validate and opusinfo on an Ogg Opus file: no complaint.
-func checkOggInspectors(_ path: String) async throws {
-    let validate = try await runTool("oggz-validate", [path])
-    #expect(validate.status == 0 && (validate.stdout + validate.stderr).isEmpty, "oggz-validate: \(validate.stdout)\(validate.stderr)")
-    let info = try await runTool("opusinfo", [path])
-    let text = info.stdout + info.stderr
-    #expect(info.status == 0 && !text.contains("WARNING") && !text.contains("ERROR"), "opusinfo: \(text)")
+/// Runs the reference inspectors on a produced file (each must be content); returns ffprobe's duration.
+func checkWithTools(_ path: String) async throws -> Double {
+    let inspection = try await inspectMediaFile(path)
+    #expect(inspection.problems.isEmpty, "\(path): \(inspection.problems)")
+    return try #require(inspection.duration)
 }

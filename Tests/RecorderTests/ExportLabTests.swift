@@ -98,24 +98,11 @@ func isConcealment(_ packet: [UInt8]) -> Bool {
     return parsed.frameLengths.allSatisfy { $0 == 0 }
 }
 
-/// Checks a produced file with the reference tools; returns ffprobe's duration in seconds.
+/// Runs the reference inspectors on a produced file (each must be content); returns ffprobe's duration.
 func checkWithTools(_ path: String) async throws -> Double {
-    let decode = try await runTool("ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"])
-    #expect(decode.status == 0 && decode.stderr.isEmpty && decode.stdout.isEmpty, "ffmpeg on \(path): \(decode.stderr)")
-    if path.hasSuffix(".ogg") {
-        let validate = try await runTool("oggz-validate", [path])
-        #expect(validate.status == 0 && (validate.stdout + validate.stderr).isEmpty, "oggz-validate \(path): \(validate.stdout)\(validate.stderr)")
-        let info = try await runTool("opusinfo", [path])
-        #expect(info.status == 0, "opusinfo \(path): \(info.stderr)")
-        #expect(!(info.stdout + info.stderr).contains("WARNING") && !(info.stdout + info.stderr).contains("ERROR"),
-                "opusinfo \(path): \(info.stdout)\(info.stderr)")
-    } else {
-        let info = try await runTool("mkvinfo", ["-a", path])
-        #expect(info.status == 0 && !info.stdout.lowercased().contains("error"), "mkvinfo \(path): \(info.stdout)")
-        #expect(info.stdout.contains("Cue point"), "no Cues in \(path)")
-    }
-    let probe = try await runTool("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path])
-    return try #require(Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "ffprobe duration of \(path): \(probe.stdout)")
+    let inspection = try await inspectMediaFile(path)
+    #expect(inspection.problems.isEmpty, "\(path): \(inspection.problems)")
+    return try #require(inspection.duration)
 }
 
 extension RecorderLabSuites {
@@ -331,7 +318,8 @@ func decodedBeeps(_ path: String) async throws -> [Double] {
     return SyntheticVoice.syncBeepOnsets(in: samples).map { Double($0) / 48_000 }
 }
 
-/// A tool's stdout as bytes (runTool decodes text).
+/// What a tool wrote to the file named by its last argument (given as "-"), as bytes:
+/// runTool decodes stdout as text, which would mangle PCM.
 func rawOutput(_ tool: String, _ arguments: [String]) async throws -> Data {
     let file = NSTemporaryDirectory() + "percrec-raw-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: file) }
