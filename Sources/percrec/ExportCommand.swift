@@ -32,7 +32,7 @@ struct ExportCommand: ParsableCommand {
     var authorityKey: String?
     @Option(help: "Output directory (created if missing).")
     var out: String
-    @Option(help: "Only this participant (roster name or certificate fingerprint); repeatable.")
+    @Option(help: "Only this participant (roster name, or certificate fingerprint or its first 8+ hex digits); repeatable.")
     var participant: [String] = []
     @Option(help: "Start of the span to export (wall-clock time or offset).")
     var from: String?
@@ -40,7 +40,7 @@ struct ExportCommand: ParsableCommand {
     var to: String?
     @Option(help: "ogg, webm or both.")
     var format: String = "both"
-    @Flag(help: "Write one Ogg Opus file with every selected participant mixed (libopus decode, mix, encode).")
+    @Flag(help: "Write one Ogg Opus file with every selected participant mixed (libopus decode, mix, encode) instead of per-participant files.")
     var mix = false
     @Flag(help: "Replace output files that already exist.")
     var overwrite = false
