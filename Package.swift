@@ -15,8 +15,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // swift-crypto 4: jwt-kit 5 needs it.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Access tokens (JWT, ES256), the authority's HTTPS service and its client.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C shims: system libraries only (Debian -dev packages, found through pkg-config).
@@ -49,10 +54,21 @@ let package = Package(
         // Export: authorization by the authority's private key, epoch-key unsealing, the end-to-end
         // decrypt pipeline, the RTCP SR timeline, and Ogg Opus / WebM output (per participant or mixed).
         .target(name: "Export", dependencies: ["Archive", "Authority", "EKT", "SRTP", "RTPWire", "Media"]),
+        // Authorized access: the conference policy (who may obtain which epoch keys), access tokens
+        // (JWT, ES256), the hash-chained audit log of key releases, and the release itself
+        // (epoch keys re-sealed to a requester's fresh key).
+        .target(name: "Access", dependencies: ["Archive", "Authority", "EKT",
+                                               .product(name: "Crypto", package: "swift-crypto"),
+                                               .product(name: "JWTKit", package: "jwt-kit")]),
+        // `percrec authority serve` (Hummingbird over TLS) and the exporter's HTTPS client for it.
+        .target(name: "AuthorityService", dependencies: ["Access", "Archive", "Authority",
+                                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                                         .product(name: "HummingbirdTLS", package: "hummingbird"),
+                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
-            dependencies: ["Lab", "Recorder", "Export", "Media", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
+            dependencies: ["Lab", "Recorder", "Export", "Access", "AuthorityService", "Media", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "percrec-bench",
@@ -71,9 +87,10 @@ let package = Package(
         .testTarget(name: "AuthorityTests", dependencies: ["Authority", "EKT", "SRTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Export", "Media", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
+        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Export", "Access", "AuthorityService", "Media", "Lab", "Archive", "Authority", "Capture", "KeyExchange", "Net",
                                                          "EKT", "SRTP", "RTPWire", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Archive", "Authority", "Media", "EKT", "SRTP", "RTPWire", "Recorder", "TestSupport"]),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "Archive", "Authority", "EKT", "TestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "RTPWire", "COpus", "CVPX", "TestSupport"]),
     ]
 )

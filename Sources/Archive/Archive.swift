@@ -95,7 +95,9 @@ public final class Archive: Sendable {
     }
 
     func write<T>(_ operation: String, _ body: (Database) throws -> T) throws(ArchiveError) -> T {
-        do { return try pool.write(body) } catch { throw .database(operation: operation, reason: Self.reason(error)) }
+        do { return try pool.write(body) } catch let e as ArchiveError { throw e } catch {
+            throw .database(operation: operation, reason: Self.reason(error))
+        }
     }
 
     static func reason(_ error: any Error) -> String {

@@ -114,6 +114,40 @@ enum ArchiveSchema {
                 t.primaryKey(["recording_segment_id", "reason"])
             }
         }
+        m.registerMigration("v2: conference policy, key-release audit log") { db in
+            // The EKT SPI in force after each roster event (the roster message carries it).
+            try db.alter(table: "roster_event") { t in t.add(column: "spi", .integer) }
+            // The conference policy as the Key Distributor announced it (one row per announcement;
+            // the newest applies). Absent: the defaults (no catch-up, no administrators).
+            try db.create(table: "conference_policy") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("conference_id", .integer).notNull().indexed().references("conference", onDelete: .cascade)
+                t.column("recording_segment_id", .integer).references("recording_segment", onDelete: .cascade)
+                t.column("received_at", .double).notNull()
+                t.column("allow_catch_up", .boolean).notNull()
+                t.column("administrators", .text).notNull()    // JSON array of principal names
+            }
+            // The authority's decisions, hash-chained (docs/access.md). Not tied to `conference`
+            // rows: refusals for unknown conferences are logged too, and deleting a conference
+            // must not delete its audit trail. AUTOINCREMENT keeps `sqlite_sequence`, which
+            // shows a deleted last entry.
+            try db.create(table: "key_release") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("sequence", .integer).notNull().unique()
+                t.column("at", .double).notNull()
+                t.column("principal", .text).notNull()
+                t.column("role", .text).notNull()
+                t.column("conference", .text).notNull()
+                t.column("requester", .text).notNull()         // key id of the requester's public key
+                t.column("token_id", .text).notNull()
+                t.column("granted", .text).notNull()           // JSON array of "SPI/key id"
+                t.column("refused", .text).notNull()           // JSON array of "SPI/key id"
+                t.column("decision", .text).notNull()          // granted, partial, refused
+                t.column("reason", .text).notNull()
+                t.column("previous_hash", .blob).notNull()
+                t.column("hash", .blob).notNull()
+            }
+        }
         return m
     }
 }

@@ -64,8 +64,13 @@ public struct ArchivedRosterEvent: Sendable, Equatable {
     public var role: String
     public var ssrcs: [UInt32]
     public var receivedAt: Double
+    /// The EKT SPI in force once the event took effect (the roster says; nil when unknown, as in
+    /// an import). The access policy uses it to tell which epoch keys a member was given.
+    public var spi: UInt16?
 
-    public init(sequence: UInt32, kind: String, fingerprint: String, name: String, role: String, ssrcs: [UInt32], receivedAt: Double) {
+    public init(sequence: UInt32, kind: String, fingerprint: String, name: String, role: String, ssrcs: [UInt32], receivedAt: Double,
+                spi: UInt16? = nil) {
+        self.spi = spi
         self.sequence = sequence
         self.kind = kind
         self.fingerprint = fingerprint
@@ -352,9 +357,9 @@ public final class SegmentWriter {
                                                arguments: [conferenceID, e.fingerprint]) else { continue }
             let ssrcs = "[" + e.ssrcs.map(String.init).joined(separator: ",") + "]"
             try db.execute(sql: """
-                INSERT INTO roster_event (conference_id, recording_segment_id, sequence, kind, participant_id, ssrcs, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt])
+                INSERT INTO roster_event (conference_id, recording_segment_id, sequence, kind, participant_id, ssrcs, received_at, spi)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt, e.spi.map(Int64.init)])
             if e.kind != "leave" {
                 for s in e.ssrcs {
                     ssrcOwner[s] = pid

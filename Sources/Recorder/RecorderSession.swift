@@ -231,7 +231,7 @@ public final class RecorderSession {
                 writer.record(roster: events.map { e in
                     ArchivedRosterEvent(sequence: e.sequence, kind: "\(e.kind)", fingerprint: "\(e.fingerprint)",
                                         name: e.displayName, role: "\(e.role)", ssrcs: e.ssrcs,
-                                        receivedAt: Double(e.timeMillis) / 1000)
+                                        receivedAt: Double(e.timeMillis) / 1000, spi: e.spi)
                 })
                 for e in events where e.role == .participant {
                     if e.kind == .leave { present.remove(e.fingerprint) } else { present.insert(e.fingerprint) }

@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+
+/// The conference policy as the Key Distributor announced it to the recorder.
+public struct ArchivedPolicy: Sendable, Codable, Equatable {
+    /// Late joiners may obtain the epochs before they joined.
+    public var allowCatchUp: Bool
+    /// Principals (names) who may obtain every epoch.
+    public var administrators: [String]
+    /// When the recorder received it (Unix seconds).
+    public var receivedAt: Double
+
+    public init(allowCatchUp: Bool, administrators: [String], receivedAt: Double) {
+        self.allowCatchUp = allowCatchUp
+        self.administrators = administrators
+        self.receivedAt = receivedAt
+    }
+}
+
+/// What the access policy needs to know about one conference, read from the archive: its
+/// epochs, the Key Distributor's roster log, and the announced policy.
+public struct ConferenceAccessFacts: Sendable, Equatable {
+    /// One stored conference key epoch.
+    public struct Epoch: Sendable, Equatable {
+        public var spi: UInt16
+        public var keyID: String
+        /// When the recorder received the EKTKey (Unix seconds).
+        public var firstSeen: Double
+        public init(spi: UInt16, keyID: String, firstSeen: Double) {
+            self.spi = spi
+            self.keyID = keyID
+            self.firstSeen = firstSeen
+        }
+    }
+    /// One roster event, in the KD's log order.
+    public struct RosterEntry: Sendable, Equatable {
+        public var sequence: UInt32
+        /// join, sources, leave
+        public var kind: String
+        public var name: String
+        public var fingerprint: String
+        /// participant or recorder
+        public var role: String
+        /// The KD's time of the event (Unix seconds).
+        public var time: Double
+        /// The EKT SPI in force once the event took effect; nil if the archive does not know it.
+        public var spi: UInt16?
+        public init(sequence: UInt32, kind: String, name: String, fingerprint: String, role: String, time: Double, spi: UInt16?) {
+            self.sequence = sequence
+            self.kind = kind
+            self.name = name
+            self.fingerprint = fingerprint
+            self.role = role
+            self.time = time
+            self.spi = spi
+        }
+    }
+
+    public var conference: String
+    /// Oldest first.
+    public var epochs: [Epoch]
+    /// The roster log: every segment's copy merged by sequence number (the KD sends its whole log
+    /// to each new member, so a later segment repeats the earlier events).
+    public var roster: [RosterEntry]
+    /// The newest announced policy; nil when the archive holds none.
+    public var policy: ArchivedPolicy?
+
+    public init(conference: String, epochs: [Epoch], roster: [RosterEntry], policy: ArchivedPolicy?) {
+        self.conference = conference
+        self.epochs = epochs
+        self.roster = roster
+        self.policy = policy
+    }
+}
+
+extension Archive {
+    /// Records a policy announcement for `conference` (the recorder and the import call this).
+    public func recordPolicy(conference: String, segment: Int64?, _ policy: ArchivedPolicy) throws(ArchiveError) {
+        let admins = Self.jsonArray(policy.administrators)
+        try write("record policy") { db in
+            let cid = try conferenceID(db, conference)
+            try db.execute(sql: """
+                INSERT INTO conference_policy (conference_id, recording_segment_id, received_at, allow_catch_up, administrators)
+                VALUES (?, ?, ?, ?, ?)
+                """, arguments: [cid, segment, policy.receivedAt, policy.allowCatchUp, admins])
+        }
+    }
+
+    /// The newest policy announced for `conference`, or nil.
+    public func conferencePolicy(conference: String) throws(ArchiveError) -> ArchivedPolicy? {
+        try unwrapArchiveError("read policy") { db in
+            let cid = try conferenceID(db, conference)
+            return try Self.policy(db, cid)
+        }
+    }
+
+    static func policy(_ db: Database, _ cid: Int64) throws -> ArchivedPolicy? {
+        guard let r = try Row.fetchOne(db, sql: """
+            SELECT * FROM conference_policy WHERE conference_id = ? ORDER BY received_at DESC, id DESC LIMIT 1
+            """, arguments: [cid]) else { return nil }
+        let names = (try? JSONDecoder().decode([String].self, from: Data((r["administrators"] as String).utf8))) ?? []
+        return ArchivedPolicy(allowCatchUp: r["allow_catch_up"], administrators: names, receivedAt: r["received_at"])
+    }
+
+    /// Epochs, roster log and policy of `conference` (see `ConferenceAccessFacts`).
+    public func accessFacts(conference: String) throws(ArchiveError) -> ConferenceAccessFacts {
+        try unwrapArchiveError("read access facts") { db in
+            let cid = try conferenceID(db, conference)
+            let epochs = try Row.fetchAll(db, sql: "SELECT spi, key_id, first_seen FROM epoch WHERE conference_id = ? ORDER BY first_seen, id",
+                                          arguments: [cid]).map { r in
+                ConferenceAccessFacts.Epoch(spi: UInt16(truncatingIfNeeded: r["spi"] as Int64), keyID: r["key_id"], firstSeen: r["first_seen"])
+            }
+            var bySequence: [UInt32: ConferenceAccessFacts.RosterEntry] = [:]
+            for r in try Row.fetchAll(db, sql: """
+                SELECT e.sequence, e.kind, e.received_at, e.spi, p.name, p.fingerprint, p.role
+                FROM roster_event e JOIN participant p ON p.id = e.participant_id
+                WHERE e.conference_id = ? ORDER BY e.recording_segment_id, e.sequence
+                """, arguments: [cid]) {
+                let sequence = UInt32(truncatingIfNeeded: r["sequence"] as Int64)
+                guard bySequence[sequence] == nil else { continue }
+                bySequence[sequence] = .init(sequence: sequence, kind: r["kind"], name: r["name"], fingerprint: r["fingerprint"],
+                                             role: r["role"], time: r["received_at"],
+                                             spi: (r["spi"] as Int64?).map { UInt16(truncatingIfNeeded: $0) })
+            }
+            return ConferenceAccessFacts(conference: conference, epochs: epochs,
+                                         roster: bySequence.keys.sorted().compactMap { bySequence[$0] },
+                                         policy: try Self.policy(db, cid))
+        }
+    }
+
+    static func jsonArray(_ strings: [String]) -> String {
+        guard let data = try? JSONEncoder().encode(strings) else { return "[]" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
