@@ -118,9 +118,11 @@ extension Archive {
                 """, arguments: [cid]) {
                 let sequence = UInt32(truncatingIfNeeded: r["sequence"] as Int64)
                 guard bySequence[sequence] == nil else { continue }
-                bySequence[sequence] = .init(sequence: sequence, kind: r["kind"], name: r["name"], fingerprint: r["fingerprint"],
-                                             role: r["role"], time: r["received_at"],
-                                             spi: (r["spi"] as Int64?).map { UInt16(truncatingIfNeeded: $0) })
+                let kind: String = r["kind"], name: String = r["name"], fingerprint: String = r["fingerprint"]
+                let role: String = r["role"], time: Double = r["received_at"]
+                let spi: UInt16? = (r["spi"] as Int64?).map { UInt16(truncatingIfNeeded: $0) }
+                bySequence[sequence] = ConferenceAccessFacts.RosterEntry(sequence: sequence, kind: kind, name: name, fingerprint: fingerprint,
+                                                                         role: role, time: time, spi: spi)
             }
             return ConferenceAccessFacts(conference: conference, epochs: epochs,
                                          roster: bySequence.keys.sorted().compactMap { bySequence[$0] },
