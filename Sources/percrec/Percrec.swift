@@ -2,7 +2,7 @@ import ArgumentParser
 import Lab
 
 @main
-struct Percrec: ParsableCommand {
+struct Percrec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "percrec",
         abstract: "Record end-to-end encrypted PERC conferences without decrypting them.",
@@ -11,5 +11,5 @@ struct Percrec: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Demo.self, LabCommand.self, IdentityCommand.self, KDCommand.self, MDCommand.self, AuthorityCommand.self,
-                      RecordCommand.self, ImportCommand.self, ListCommand.self, InspectCommand.self, ExportCommand.self])
+                      RecordCommand.self, ImportCommand.self, ListCommand.self, InspectCommand.self, ExportCommand.self, TokenCommand.self])
 }

@@ -13,7 +13,7 @@ struct AuthorityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authority",
         abstract: "The archive authority: the key pair every recorded epoch key is sealed to.",
-        subcommands: [AuthorityInit.self])
+        subcommands: [AuthorityInit.self, AuthorityAudit.self])
 }
 
 struct AuthorityInit: ParsableCommand {
