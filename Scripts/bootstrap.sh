@@ -5,9 +5,10 @@ set -euo pipefail
 
 need_apt=()
 # Build: OpenSSL, libopus, libvpx, SQLite, pkg-config. Tests: libsrtp2 (independent SRTP oracle),
-# ffmpeg/ffprobe, mkvtoolnix (mkvinfo), oggz-tools (oggz-validate), opus-tools (opusinfo).
+# ffmpeg/ffprobe, mkvtoolnix (mkvinfo), oggz-tools (oggz-validate), opus-tools (opusinfo), the
+# sqlite3 and openssl command-line tools (raw SQL on archives, reading key files).
 packages=(libssl-dev libopus-dev libvpx-dev libsqlite3-dev pkg-config libsrtp2-dev
-          ffmpeg mkvtoolnix oggz-tools opus-tools)
+          ffmpeg mkvtoolnix oggz-tools opus-tools sqlite3 openssl)
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         need_apt+=("$p")
