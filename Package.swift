@@ -22,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Already in the graph through the three above; named for their TLS, X.509 and buffer types.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // C shims: system libraries only (Debian -dev packages, found through pkg-config).
@@ -64,12 +69,19 @@ let package = Package(
         .target(name: "AuthorityService", dependencies: ["Access", "Archive", "Authority",
                                                          .product(name: "Hummingbird", package: "hummingbird"),
                                                          .product(name: "HummingbirdTLS", package: "hummingbird"),
-                                                         .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+                                                         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                         .product(name: "X509", package: "swift-certificates"),
+                                                         .product(name: "SwiftASN1", package: "swift-asn1"),
+                                                         .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Lab", dependencies: ["KeyExchange", "Media", "Net", "EKT", "SRTP", "RTPWire"]),
         .executableTarget(
             name: "percrec",
             dependencies: ["Lab", "Recorder", "Export", "Access", "AuthorityService", "Media", "Archive", "Authority", "Capture", "KeyExchange", "Net", "EKT", "SRTP", "RTPWire",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .executableTarget(
             name: "percrec-bench",
             dependencies: ["EKT", "SRTP", "RTPWire", "CLibSRTP", "Recorder", "Archive", "Net", "Export", "Lab", "Authority", "KeyExchange",

@@ -118,11 +118,12 @@ extension Archive {
                 """, arguments: [cid]) {
                 let sequence = UInt32(truncatingIfNeeded: r["sequence"] as Int64)
                 guard bySequence[sequence] == nil else { continue }
-                let kind: String = r["kind"], name: String = r["name"], fingerprint: String = r["fingerprint"]
-                let role: String = r["role"], time: Double = r["received_at"]
-                let spi: UInt16? = (r["spi"] as Int64?).map { UInt16(truncatingIfNeeded: $0) }
+                let storedSPI: Int64? = r["spi"]
+                let kind: String = r["kind"], name: String = r["name"], fingerprint: String = r["fingerprint"], role: String = r["role"]
+                let time: Double = r["received_at"]
                 bySequence[sequence] = ConferenceAccessFacts.RosterEntry(sequence: sequence, kind: kind, name: name, fingerprint: fingerprint,
-                                                                         role: role, time: time, spi: spi)
+                                                                         role: role, time: time,
+                                                                         spi: storedSPI.map { UInt16(truncatingIfNeeded: $0) })
             }
             return ConferenceAccessFacts(conference: conference, epochs: epochs,
                                          roster: bySequence.keys.sorted().compactMap { bySequence[$0] },

@@ -356,11 +356,10 @@ public final class SegmentWriter {
             guard let pid = try Int64.fetchOne(db, sql: "SELECT id FROM participant WHERE conference_id = ? AND fingerprint = ?",
                                                arguments: [conferenceID, e.fingerprint]) else { continue }
             let ssrcs = "[" + e.ssrcs.map(String.init).joined(separator: ",") + "]"
-            let spi: Int64? = e.spi.map { Int64($0) }
             try db.execute(sql: """
                 INSERT INTO roster_event (conference_id, recording_segment_id, sequence, kind, participant_id, ssrcs, received_at, spi)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt, spi])
+                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt, e.spi.map { Int64($0) }])
             if e.kind != "leave" {
                 for s in e.ssrcs {
                     ssrcOwner[s] = pid

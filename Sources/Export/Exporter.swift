@@ -24,11 +24,30 @@ public final class Exporter {
 
     let archive: Archive
     let authority: AuthorityPrivateKey
+    /// Epoch keys released by the authority service, sealed to `authority` (a requester's
+    /// one-time key); nil: the archive's own sealed keys, opened with the authority's key.
+    let released: [ArchivedEpoch]?
+    /// Epochs the authority refused ("SPI n: reason"), reported with the unopened ones.
+    let refused: [String]
     var progress: (ExportProgress) -> Void = { _ in }
+    /// Called with the resolved span (Unix seconds; `to` may be infinite) before anything is
+    /// written; throwing stops the export. The CLI uses it to refuse a span the token does not cover.
+    public var checkRange: ((_ from: Double, _ to: Double) throws(ExportError) -> Void)?
 
+    /// The administrator's path: the archive authority's private key opens every sealed epoch.
     public init(archive: Archive, authority: AuthorityPrivateKey) {
         self.archive = archive
         self.authority = authority
+        released = nil
+        refused = []
+    }
+
+    /// The token path: only the epoch keys the authority released, sealed to `requesterKey`.
+    public init(archive: Archive, released: [ArchivedEpoch], requesterKey: AuthorityPrivateKey, refused: [String]) {
+        self.archive = archive
+        self.authority = requesterKey
+        self.released = released
+        self.refused = refused
     }
 
     /// A participant and the sources they sent.
@@ -71,7 +90,9 @@ public final class Exporter {
         self.progress = progress
         let conference = request.conference
         let epochs: [ArchivedEpoch]
-        do { epochs = try archive.epochs(conference: conference) } catch { throw Self.archiveError(error) }
+        if let released { epochs = released } else {
+            do { epochs = try archive.epochs(conference: conference) } catch { throw Self.archiveError(error) }
+        }
         // Authorization first: nothing is looked at further, or written, without the key.
         let keys = try EpochKeyRing(conference: conference, epochs: epochs, authority: authority)
         defer { keys.wipe() }
@@ -89,6 +110,7 @@ public final class Exporter {
         let chosen = try Self.select(everyone, request.participants, conference: conference)
         try establishTimelines(run, sources: sources, participants: everyone)
         try resolveRange(run)
+        try checkRange?(run.origin, run.end)
         let plan = try planOutputs(run, chosen)
 
         // Progress counts the packets that will be read: audio always, video only for WebM.
@@ -126,7 +148,7 @@ public final class Exporter {
         report(run)
         return ExportSummary(conference: conference, origin: run.origin, conferenceStart: run.conferenceStart, files: run.files,
                              sources: chosen.flatMap { $0.audio + $0.video }.compactMap { run.sourceReports[$0.ssrc] },
-                             unopenedEpochs: keys.unopened.map { "SPI \($0.spi): \($0.reason)" }, notes: run.notes)
+                             unopenedEpochs: refused + keys.unopened.map { "SPI \($0.spi): \($0.reason)" }, notes: run.notes)
     }
 
     // MARK: Planning

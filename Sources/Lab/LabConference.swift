@@ -37,6 +37,8 @@ public final class LabConference: @unchecked Sendable {
         public var decryptedBySource: [UInt32: Int]
         public var drops: String
         public var spi: UInt16?
+        /// Every SPI the participant was given (`ParticipantSession.receivedSPIs`).
+        public var receivedSPIs: [UInt16]
     }
 
     public let options: Options
@@ -145,7 +147,8 @@ public final class LabConference: @unchecked Sendable {
                 m.runner.withSession { s in
                     ParticipantStats(name: s.name, audioSSRC: LabConference.audioSSRC(of: index), videoSSRC: LabConference.videoSSRC(of: index),
                                      active: m.active, sent: m.runner.sentPackets, received: m.runner.receivedPackets, rtcpReceived: m.runner.rtcpReceived, sendErrors: m.runner.sendErrors,
-                                     decryptedBySource: s.decrypted, drops: s.receiver?.drops.description ?? "none", spi: s.currentSPI)
+                                     decryptedBySource: s.decrypted, drops: s.receiver?.drops.description ?? "none", spi: s.currentSPI,
+                                     receivedSPIs: s.receivedSPIs)
                 }
             }
         }

@@ -1,6 +1,8 @@
+import Access
 import ArgumentParser
 import Archive
 import Authority
+import AuthorityService
 import Export
 import Foundation
 #if canImport(Glibc)
@@ -13,15 +15,20 @@ func unauthorizedError(_ message: String) -> ExitCode {
     return ExitCode(3)
 }
 
-struct ExportCommand: ParsableCommand {
+struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Decrypt an archived conference and write Ogg Opus / WebM files (authorized by the authority's private key).",
+        abstract: "Decrypt an archived conference and write Ogg Opus / WebM files (authorized by the authority's key or by an access token).",
         discussion: """
             Files are named CONFERENCE_PARTICIPANT_MEDIA.(ogg|webm) and share one time zero: the \
             --from time, or the conference's first recorded media sample. Times for --from/--to are \
             wall-clock (2026-11-22T10:00:05Z) or offsets from the conference start (90, 1m30s, 01:30). \
-            Exit codes: 0 ok, 1 failure, 2 usage, 3 not authorized (wrong or missing key; nothing is written).
+            Two ways to be authorized: --authority-key (the administrator holding the authority's private key \
+            opens every epoch), or --token with --authority (the authority service applies the conference \
+            policy and releases only the epochs the token's principal may see, sealed to a one-time key of \
+            this process). Exit codes: 0 ok, 1 failure, 2 usage, 3 not authorized: a wrong or missing key, a \
+            refused token (nothing is written), or a span that reaches into epochs the token does not cover \
+            (the covered part is written, the refused epochs are listed and nothing of them is written).
             """)
 
     @Option(help: "The archive (SQLite).")
@@ -30,6 +37,14 @@ struct ExportCommand: ParsableCommand {
     var conference: String
     @Option(name: .customLong("authority-key"), help: "The archive authority's private key (authority.key, PEM).")
     var authorityKey: String?
+    @Option(help: "An access token (JWT from `percrec token issue`); with --authority.")
+    var token: String?
+    @Option(name: .customLong("token-file"), help: "Read the access token from this file instead.")
+    var tokenFile: String?
+    @Option(help: "The authority service (https://HOST:PORT) that releases keys for --token.")
+    var authority: String?
+    @Option(name: .customLong("authority-ca"), help: "The authority service's certificate to trust (its tls-cert.pem); default: the system's roots.")
+    var authorityCA: String?
     @Option(help: "Output directory (created if missing).")
     var out: String
     @Option(help: "Only this participant (roster name, or certificate fingerprint or its first 8+ hex digits); repeatable.")
@@ -47,7 +62,7 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON on stdout.")
     var json = false
 
-    func run() throws {
+    func run() async throws {
         let formats: Set<ExportRequest.Format>
         switch format {
         case "ogg": formats = [.ogg]
@@ -64,20 +79,46 @@ struct ExportCommand: ParsableCommand {
             guard let p = ExportRequest.TimePoint(parsing: to) else { throw usageError("--to \(to): not a time (2026-11-22T10:00:05Z) or an offset (90, 1m30s, 01:30)") }
             toPoint = p
         }
-        guard let authorityKey else {
-            throw unauthorizedError("--authority-key is required: export is authorized by the archive authority's private key")
-        }
-        let key: AuthorityPrivateKey
-        do { key = try AuthorityPrivateKey(contentsOf: authorityKey) } catch {
-            throw unauthorizedError("\(error)")
-        }
         let store = try openArchive(archive, create: false)
         let request = ExportRequest(conference: conference, outputDirectory: out, participants: participant, from: fromPoint, to: toPoint,
                                     formats: formats, mix: mix, overwrite: overwrite)
+        let exporter: Exporter
+        let refusals = RefusalBox()
+        if token != nil || tokenFile != nil || authority != nil {
+            guard authorityKey == nil else { throw usageError("use either --authority-key or --token with --authority, not both") }
+            let released = try await releasedKeys(store)
+            exporter = Exporter(archive: store, released: released.epochs, requesterKey: released.requester,
+                                refused: released.refused.map { "SPI \($0.spi): refused by the authority: \($0.reason)" })
+            // The requested span is checked against the epochs' time in force (from the roster)
+            // before anything is written: no granted epoch in it → exit 3 and no files; refused
+            // epochs in it → their packets stay undecrypted, they are listed, and the exit code is 3.
+            let spans = released.spans, refused = released.refused, granted = Set(released.epochs.map(\.spi))
+            exporter.checkRange = { (from: Double, to: Double) throws(ExportError) in
+                func inSpan(_ spi: UInt16) -> Bool {
+                    guard let s = spans[spi] else { return false }
+                    return min(s.end ?? .infinity, to) - max(s.start, from) > 0
+                }
+                refusals.refused = refused.filter { inSpan($0.spi) }.map { ($0, spans[$0.spi]) }
+                guard granted.contains(where: inSpan) else {
+                    throw .unauthorized("the token covers none of the requested span: "
+                                        + refusals.refused.map { "SPI \($0.epoch.spi): \($0.epoch.reason)" }.joined(separator: "; "))
+                }
+            }
+        } else {
+            guard let authorityKey else {
+                throw unauthorizedError("--authority-key, or --token with --authority, is required: export is authorized by the archive "
+                                        + "authority's private key or by an access token the authority service accepts")
+            }
+            let key: AuthorityPrivateKey
+            do { key = try AuthorityPrivateKey(contentsOf: authorityKey) } catch {
+                throw unauthorizedError("\(error)")
+            }
+            exporter = Exporter(archive: store, authority: key)
+        }
         let meter = ProgressMeter()
         let summary: ExportSummary
         do {
-            summary = try Exporter(archive: store, authority: key).run(request) { meter.update($0) }
+            summary = try exporter.run(request) { meter.update($0) }
         } catch {
             meter.end()
             switch error {
@@ -87,8 +128,72 @@ struct ExportCommand: ParsableCommand {
             }
         }
         meter.end()
-        if json { try printJSON(summary); return }
-        printSummary(summary)
+        if json { try printJSON(summary) } else { printSummary(summary) }
+        guard refusals.refused.isEmpty else {
+            for (epoch, span) in refusals.refused {
+                let when = span.map { " (in force \(timeText($0.start)) to \($0.end.map(timeText) ?? "the end"))" } ?? ""
+                FileHandle.standardError.write(Data("refused: SPI \(epoch.spi)\(when): \(epoch.reason); nothing of it was exported\n".utf8))
+            }
+            throw unauthorizedError("the token does not cover \(refusals.refused.count) epoch(s) of the requested span "
+                                    + "(SPI \(refusals.refused.map { String($0.epoch.spi) }.joined(separator: ", "))); "
+                                    + "the files hold only what it covers")
+        }
+    }
+
+    /// What the authority service released for this export.
+    struct Released {
+        var epochs: [ArchivedEpoch]
+        var requester: AuthorityPrivateKey
+        var refused: [RefusedEpoch]
+        var spans: [UInt16: (start: Double, end: Double?)]
+    }
+
+    /// Asks the authority service for the keys the token allows, sealed to a one-time key that
+    /// exists only in this process.
+    func releasedKeys(_ store: Archive) async throws -> Released {
+        guard let authority else { throw usageError("--token needs --authority https://HOST:PORT (the authority service)") }
+        let tokenText: String
+        if let token {
+            guard tokenFile == nil else { throw usageError("use --token or --token-file, not both") }
+            tokenText = token
+        } else if let tokenFile {
+            do { tokenText = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+                throw usageError("--token-file \(tokenFile): \(error.localizedDescription)")
+            }
+        } else {
+            throw usageError("--authority needs --token or --token-file")
+        }
+        let client: AuthorityClient
+        do { client = try AuthorityClient(baseURL: authority, trustedCertificates: authorityCA) } catch { throw usageError("\(error)") }
+        let facts: ConferenceAccessFacts
+        do { facts = try store.accessFacts(conference: conference) } catch {
+            if case .unknownConference = error { throw usageError("\(error)") }
+            throw operationalError("\(error)")
+        }
+        let requester = AuthorityPrivateKey()
+        let response: KeyReleaseResponse
+        do {
+            response = try await client.requestKeys(conference: conference, token: tokenText, requesterPublicKey: requester.publicKey.rawRepresentation)
+        } catch {
+            switch error {
+            case let .refused(status, reason, refused):
+                for r in refused {
+                    FileHandle.standardError.write(Data("refused: SPI \(r.spi) (key \(r.keyID)): \(r.reason)\n".utf8))
+                }
+                if status == 404 { throw usageError("the authority: \(reason)") }
+                if status >= 500 { throw operationalError("the authority failed: \(reason)") }
+                throw unauthorizedError("the authority refused (HTTP \(status)): \(reason); nothing was written")
+            case .configuration: throw usageError("\(error)")
+            case .unreachable, .badResponse: throw operationalError("\(error)")
+            }
+        }
+        guard response.conference == conference else {
+            throw operationalError("the authority answered for conference \(response.conference), not \(conference)")
+        }
+        let epochs = response.granted.compactMap { $0.asArchivedEpoch(requesterKeyID: requester.publicKey.keyID) }
+        FileHandle.standardError.write(Data(("authority: \(response.decision) for \(response.principal) (\(response.role)): "
+            + "\(epochs.count) epoch key(s) released, \(response.refused.count) refused; audit entry \(response.auditSequence)\n").utf8))
+        return Released(epochs: epochs, requester: requester, refused: response.refused, spans: ConferencePolicy.inForce(facts))
     }
 
     func printSummary(_ s: ExportSummary) {
@@ -121,6 +226,11 @@ struct ExportCommand: ParsableCommand {
         // The paths on stdout, one per line, for scripts.
         for f in s.files { print(f.path) }
     }
+}
+
+/// Refused epochs the requested span reaches (set by the exporter's range check).
+final class RefusalBox: @unchecked Sendable {
+    var refused: [(epoch: RefusedEpoch, span: (start: Double, end: Double?)?)] = []
 }
 
 /// Progress on stderr: a redrawn bar on a terminal, a plain line every ~10 % or 2 s otherwise.

@@ -1,6 +1,7 @@
 import Archive
 import ArgumentParser
 import Authority
+import AuthorityService
 import Capture
 import Foundation
 import KeyExchange
@@ -13,7 +14,7 @@ struct AuthorityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authority",
         abstract: "The archive authority: the key pair every recorded epoch key is sealed to.",
-        subcommands: [AuthorityInit.self, AuthorityAudit.self])
+        subcommands: [AuthorityInit.self, AuthorityServe.self, AuthorityAudit.self])
 }
 
 struct AuthorityInit: ParsableCommand {
@@ -22,11 +23,15 @@ struct AuthorityInit: ParsableCommand {
         abstract: "Create the archive authority's X25519 key pair.",
         discussion: """
         Writes DIR/authority.key (PKCS#8 PEM, mode 0600: keep it with the authority only) and \
-        DIR/authority.pub (the public key handed to recorders). Refuses to overwrite either.
+        DIR/authority.pub (the public key handed to recorders), and the TLS identity of \
+        `percrec authority serve`: DIR/tls-key.pem (0600) and DIR/tls-cert.pem, self-signed for the \
+        --tls-host names (give tls-cert.pem to exporters: --authority-ca). Refuses to overwrite any.
         """)
 
     @Option(help: "Directory for authority.key and authority.pub.")
     var out: String
+    @Option(name: .customLong("tls-host"), help: "A host name or IP address the service's TLS certificate is valid for; repeatable (default: localhost, 127.0.0.1, ::1).")
+    var tlsHosts: [String] = []
 
     func run() throws {
         do {
@@ -35,6 +40,11 @@ struct AuthorityInit: ParsableCommand {
             print("authority key id: \(key.publicKey.keyID)")
             print("private key: \(priv) (0600; never give this to a recorder)")
             print("public key:  \(pub) (give this to recorders: --authority-public-key)")
+            do {
+                let tls = try AuthorityTLS.generate(in: out, hosts: tlsHosts.isEmpty ? ["localhost", "127.0.0.1", "::1"] : tlsHosts)
+                print("TLS certificate: \(tls.certificate) (give this to exporters: --authority-ca)")
+                print("TLS key: \(tls.privateKey) (0600)")
+            } catch { throw operationalError("\(error)") }
         } catch let e as AuthorityError {
             if case .fileExists = e { throw usageError("\(e)") }
             throw operationalError("\(e)")

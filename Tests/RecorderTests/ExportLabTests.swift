@@ -1,7 +1,9 @@
 import Archive
 import Authority
+import EKT
 import Export
 import Foundation
+import KeyExchange
 import Lab
 import Media
 import RTPWire
@@ -23,12 +25,27 @@ final class ExportFixture: @unchecked Sendable {
     /// Stored packets under an epoch the recorder never had.
     let withoutKey: [UInt32: Int]
     let lastArrival: [UInt32: Double]
+    /// The SPIs whose sealed keys the archive holds.
+    let archivedSPIs: Set<UInt16>
+    /// The SPI of the Full EKT field each stored packet is tied to: [SSRC, sequence] → SPI.
+    let ties: [[UInt32]: UInt16]
+    /// What each lab participant sent and was given (its `receivedSPIs`), at the end.
+    let participantStats: [LabConference.ParticipantStats]
+    /// The Key Distributor's own roster log.
+    let kdRoster: [RosterEvent]
 
     /// Shared by the suite: recording a lab takes ~20 s, so it is done once.
     static let shared = Task { try await ExportFixture.record() }
 
     init(directory: String, archivePath: String, authority: AuthorityPrivateKey, conference: String,
-         sent: [UInt32: [UInt16: RTPPacket]], stored: [StoredPacket], sealedSPIs: Set<UInt16>) {
+         sent: [UInt32: [UInt16: RTPPacket]], stored: [StoredPacket], sealedSPIs: Set<UInt16>,
+         participantStats: [LabConference.ParticipantStats], kdRoster: [RosterEvent]) {
+        archivedSPIs = sealedSPIs
+        self.participantStats = participantStats
+        self.kdRoster = kdRoster
+        var ties: [[UInt32]: UInt16] = [:]
+        for p in stored { if let t = p.tie { ties[[p.record.ssrc, UInt32(p.record.sequence)]] = t.spi } }
+        self.ties = ties
         self.directory = directory
         self.archivePath = archivePath
         self.authority = authority
@@ -63,9 +80,12 @@ final class ExportFixture: @unchecked Sendable {
             #expect(try await eventually(.seconds(15)) { setup.outcome.get != nil }, "the recorder did not see the conference end")
             let stored = try setup.archive.packets(conference: lab.options.conference)
             let sealed = Set(try setup.archive.epochs(conference: lab.options.conference).map(\.spi))
+            let stats = lab.stats()
+            let roster = lab.kd.withCore { $0.roster(of: lab.options.conference) }
             setup.archive.close()
             result.set(ExportFixture(directory: setup.directory, archivePath: setup.archive.path, authority: setup.authority,
-                                     conference: lab.options.conference, sent: lab.sentPackets(), stored: stored, sealedSPIs: sealed))
+                                     conference: lab.options.conference, sent: lab.sentPackets(), stored: stored, sealedSPIs: sealed,
+                                     participantStats: stats, kdRoster: roster))
         }
         return try #require(result.get)
     }
@@ -76,6 +96,24 @@ final class ExportFixture: @unchecked Sendable {
         let archive = try Archive(path: archivePath, create: false)
         defer { archive.close() }
         return try Exporter(archive: archive, authority: authority).run(request)
+    }
+
+    /// The Opus payloads bob (index 1) sent that the archive holds under one of `spis`, in order.
+    func bobOpusPayloads(underSPIs spis: Set<UInt16>) -> [[UInt8]] {
+        let ssrc = LabConference.audioSSRC(of: 1)
+        return storedOpus(of: 1).filter { ties[[ssrc, UInt32($0.sequenceNumber)]].map(spis.contains) ?? false }.map { Array($0.payload) }
+    }
+
+    /// When the KD logged `name`'s first join (Unix seconds, the KD's clock).
+    func joinTime(of name: String) -> Double? {
+        kdRoster.first { $0.displayName == name && $0.kind == .join }.map { Double($0.timeMillis) / 1000 }
+    }
+
+    /// Opens an archived epoch key with the authority's key.
+    func open(_ epoch: ArchivedEpoch) throws -> EKTKeyMessage {
+        let cipher = try #require(EKTCipher.allCases.first { "\($0)" == epoch.cipher })
+        return try SealedEpochKey(conference: conference, spi: epoch.spi, cipher: cipher, authorityKeyID: epoch.authorityKeyID,
+                                  encapsulatedKey: epoch.encapsulatedKey, ciphertext: epoch.sealedKey).open(with: authority)
     }
 
     /// The Opus packets the participant at `index` sent and the recorder stored, in order.

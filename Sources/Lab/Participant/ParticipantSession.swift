@@ -67,6 +67,8 @@ public final class ParticipantSession {
         parameters != nil && receiver != nil && sendingFrom.map { ContinuousClock.now >= $0 } ?? false
     }
     public var currentSPI: UInt16? { parameters?.spi }
+    /// Every EKT SPI the KD gave this participant, in order: the epochs it could read.
+    public private(set) var receivedSPIs: [UInt16] = []
     public var nextTimeout: ContinuousClock.Instant? { keyPlane.nextTimeout }
 
     public func start(now: ContinuousClock.Instant = .now) throws(DTLSError) -> [[UInt8]] { try keyPlane.start(now: now) }
@@ -145,6 +147,7 @@ public final class ParticipantSession {
                       let set = try? EKTParameterSet(message: message, cipher: cipher, receivedAt: now) else { continue }
                 let first = parameters == nil
                 parameters = set
+                if !receivedSPIs.contains(set.spi) { receivedSPIs.append(set.spi) }
                 install(set, into: receiver)
                 if first {
                     sendingFrom = now + rekeyDelay
