@@ -359,7 +359,7 @@ public final class SegmentWriter {
             try db.execute(sql: """
                 INSERT INTO roster_event (conference_id, recording_segment_id, sequence, kind, participant_id, ssrcs, received_at, spi)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt, e.spi.map(Int64.init)])
+                """, arguments: [conferenceID, segmentID, Int64(e.sequence), e.kind, pid, ssrcs, e.receivedAt, e.spi.map { Int64($0) }])
             if e.kind != "leave" {
                 for s in e.ssrcs {
                     ssrcOwner[s] = pid

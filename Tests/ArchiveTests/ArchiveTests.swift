@@ -23,10 +23,11 @@ struct ArchiveTests {
         let path = makeTemporaryDirectory("archive") + "/a.sqlite"
         let archive = try Archive(path: path)
         #expect(try archive.journalMode() == "wal")
-        #expect(try archive.appliedMigrations().count == 1)
+        #expect(try archive.appliedMigrations().count == 2)
         #expect(try archive.integrityCheck() == ["ok"])
         let tables = try await runTool("sqlite3", [path, ".tables"])
-        for t in ["conference", "recording_segment", "participant", "roster_event", "source", "epoch", "ekt_field", "packet", "rtcp", "drop_counter"] {
+        for t in ["conference", "recording_segment", "participant", "roster_event", "source", "epoch", "ekt_field", "packet", "rtcp", "drop_counter",
+                  "conference_policy", "key_release"] {
             #expect(tables.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains(Substring(t)), "missing table \(t)")
         }
         #expect(throws: ArchiveError.notFound(path: path + ".nope")) { try Archive(path: path + ".nope", create: false) }
