@@ -283,8 +283,8 @@ public final class KeyDistributor {
             a.rosterAcked = min(through, UInt32(conferences[conference]?.roster.count ?? 0))
             if a.rosterAcked >= UInt32(conferences[conference]?.roster.count ?? 0) { a.rosterDeadline = nil }
             return []
-        case .roster:
-            return []
+        case .roster, .policy:
+            return []   // KD → endpoint messages; an endpoint has no business sending them
         }
     }
 
