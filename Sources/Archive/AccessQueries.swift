@@ -106,24 +106,30 @@ extension Archive {
     public func accessFacts(conference: String) throws(ArchiveError) -> ConferenceAccessFacts {
         try unwrapArchiveError("read access facts") { db in
             let cid = try conferenceID(db, conference)
-            let epochs = try Row.fetchAll(db, sql: "SELECT spi, key_id, first_seen FROM epoch WHERE conference_id = ? ORDER BY first_seen, id",
-                                          arguments: [cid]).map { r in
-                ConferenceAccessFacts.Epoch(spi: UInt16(truncatingIfNeeded: r["spi"] as Int64), keyID: r["key_id"], firstSeen: r["first_seen"])
+            var epochs: [ConferenceAccessFacts.Epoch] = []
+            for r in try Row.fetchAll(db, sql: "SELECT spi, key_id, first_seen FROM epoch WHERE conference_id = ? ORDER BY first_seen, id",
+                                      arguments: [cid]) {
+                let spi: Int64 = r["spi"], keyID: String = r["key_id"], firstSeen: Double = r["first_seen"]
+                epochs.append(.init(spi: UInt16(truncatingIfNeeded: spi), keyID: keyID, firstSeen: firstSeen))
             }
+            // Each segment holds the KD's log from 1 (a new member gets it whole), so the copies
+            // overlap: the first copy of each sequence number is kept (the log is append-only, so
+            // the copies agree).
             var bySequence: [UInt32: ConferenceAccessFacts.RosterEntry] = [:]
             for r in try Row.fetchAll(db, sql: """
                 SELECT e.sequence, e.kind, e.received_at, e.spi, p.name, p.fingerprint, p.role
                 FROM roster_event e JOIN participant p ON p.id = e.participant_id
                 WHERE e.conference_id = ? ORDER BY e.recording_segment_id, e.sequence
                 """, arguments: [cid]) {
-                let sequence = UInt32(truncatingIfNeeded: r["sequence"] as Int64)
+                let stored: Int64 = r["sequence"]
+                let sequence = UInt32(truncatingIfNeeded: stored)
                 guard bySequence[sequence] == nil else { continue }
-                let storedSPI: Int64? = r["spi"]
                 let kind: String = r["kind"], name: String = r["name"], fingerprint: String = r["fingerprint"], role: String = r["role"]
                 let time: Double = r["received_at"]
-                bySequence[sequence] = ConferenceAccessFacts.RosterEntry(sequence: sequence, kind: kind, name: name, fingerprint: fingerprint,
-                                                                         role: role, time: time,
-                                                                         spi: storedSPI.map { UInt16(truncatingIfNeeded: $0) })
+                let spi: Int64? = r["spi"]
+                bySequence[sequence] = ConferenceAccessFacts.RosterEntry(
+                    sequence: sequence, kind: kind, name: name, fingerprint: fingerprint, role: role, time: time,
+                    spi: spi.map { UInt16(truncatingIfNeeded: $0) })
             }
             return ConferenceAccessFacts(conference: conference, epochs: epochs,
                                          roster: bySequence.keys.sorted().compactMap { bySequence[$0] },

@@ -79,8 +79,26 @@ public struct ConferenceReport: Sendable, Codable, Equatable {
         public var ssrcs: [UInt32]
         public var receivedAt: Double
     }
+    /// The policy in force: the newest announcement, or the defaults when none is archived
+    /// (always present, so a reader of `--json` need not know the defaults).
+    public struct Policy: Sendable, Codable, Equatable {
+        /// False: nothing was announced and the other fields are the defaults.
+        public var announced: Bool
+        public var allowCatchUp: Bool
+        public var administrators: [String]
+        /// When the newest announcement was received (Unix seconds); nil when none was.
+        public var receivedAt: Double?
+
+        public init(_ archived: ArchivedPolicy?) {
+            announced = archived != nil
+            allowCatchUp = archived?.allowCatchUp ?? false
+            administrators = archived?.administrators ?? []
+            receivedAt = archived?.receivedAt
+        }
+    }
 
     public var conference: String
+    public var policy: Policy
     public var segments: [Segment]
     public var participants: [Participant]
     public var sources: [Source]
@@ -221,8 +239,8 @@ extension Archive {
                 ConferenceReport.RosterEntry(segment: r["seg"], sequence: r["sequence"], kind: r["kind"], participant: r["name"],
                                              ssrcs: Self.parseSSRCs(r["ssrcs"]), receivedAt: r["received_at"])
             }
-            return ConferenceReport(conference: conference, segments: segments, participants: participants, sources: sources,
-                                    epochs: epochs, roster: roster)
+            return ConferenceReport(conference: conference, policy: .init(try Self.policy(db, cid)), segments: segments,
+                                    participants: participants, sources: sources, epochs: epochs, roster: roster)
         }
     }
 

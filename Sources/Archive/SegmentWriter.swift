@@ -146,6 +146,7 @@ public final class SegmentWriter {
     private var retie: [(ssrc: UInt32, field: Int)] = []
     private var epochs: [ArchivedEpoch] = []
     private var roster: [ArchivedRosterEvent] = []
+    private var policies: [ArchivedPolicy] = []
     private var drops: [String: Int]?
     private var sources: [UInt32: SourceTotals] = [:]
     private var batchStarted: ContinuousClock.Instant?
@@ -179,7 +180,7 @@ public final class SegmentWriter {
     }
 
     /// Rows waiting for their commit.
-    public var pendingRows: Int { packets.count + rtcp.count + newFields.count + epochs.count + roster.count }
+    public var pendingRows: Int { packets.count + rtcp.count + newFields.count + epochs.count + roster.count + policies.count }
 
     /// When `commitIfDue` must run next (nil: nothing waits).
     public var commitDeadline: ContinuousClock.Instant? { batchStarted.map { $0 + options.commitInterval } }
@@ -257,6 +258,14 @@ public final class SegmentWriter {
         if !events.isEmpty { markPending() }
     }
 
+    /// A policy announcement from the Key Distributor (or a keys file), stored as a
+    /// `conference_policy` row of this segment. Each segment keeps its own copy, like the
+    /// roster, so a segment read on its own still says which rules applied to it.
+    public func record(policy: ArchivedPolicy) {
+        policies.append(policy)
+        markPending()
+    }
+
     /// The segment's drop counters so far (cumulative, by reason).
     public func setDropCounters(_ counters: [String: Int]) {
         drops = counters
@@ -296,6 +305,7 @@ public final class SegmentWriter {
         retie.removeAll()
         epochs.removeAll()
         roster.removeAll()
+        policies.removeAll()
         sources.removeAll(keepingCapacity: true)
         drops = nil
         batchStarted = nil
@@ -441,7 +451,14 @@ public final class SegmentWriter {
                 """, arguments: [conferenceID, Int64(e.spi), e.keyID, e.cipher, Int64(e.ttl), e.hpkeSuite, e.authorityKeyID,
                                  Data(e.encapsulatedKey), Data(e.sealedKey), e.seenAt, e.seenAt])
         }
-        // 8. Drop counters and the segment's totals.
+        // 8. Policy announcements.
+        for p in policies {
+            try db.execute(sql: """
+                INSERT INTO conference_policy (conference_id, recording_segment_id, received_at, allow_catch_up, administrators)
+                VALUES (?, ?, ?, ?, ?)
+                """, arguments: [conferenceID, segmentID, p.receivedAt, p.allowCatchUp, Archive.jsonArray(p.administrators)])
+        }
+        // 9. Drop counters and the segment's totals.
         for (reason, count) in drops ?? [:] {
             try db.execute(sql: """
                 INSERT INTO drop_counter (recording_segment_id, reason, count) VALUES (?, ?, ?)

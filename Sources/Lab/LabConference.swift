@@ -21,6 +21,8 @@ public final class LabConference: @unchecked Sendable {
         public var loudestAudioSources = 3
         public var forwardAllVideo = false
         public var malicious: MaliciousBehavior?
+        /// The conference policy the KD announces (and a recorder archives).
+        public var policy: ConferencePolicyConfig = .init()
         public init() {}
     }
 
@@ -76,7 +78,8 @@ public final class LabConference: @unchecked Sendable {
         }
         invited += options.extraInvitations
         let config = KeyDistributorConfig(listen: "127.0.0.1:0", mediaDistributors: [mdIdentity.fingerprint.description],
-                                          conferences: [ConferenceConfig(id: options.conference, participants: invited)])
+                                          conferences: [ConferenceConfig(id: options.conference, policy: options.policy,
+                                                                         participants: invited)])
         let core = try KeyDistributor(config: config, identity: kdIdentity, log: { log($0.prefixed("kd")) })
         kd = try KeyDistributorServer(core: core, listen: .loopback(port: 0), mediaDistributors: [mdIdentity.fingerprint],
                                       log: { log($0.prefixed("kd")) })

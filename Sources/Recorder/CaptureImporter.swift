@@ -3,20 +3,24 @@ import Authority
 import Capture
 import EKT
 import Foundation
+import KeyExchange
 import RTPWire
 import SRTP
 
-/// The keys file of `percrec import` (hex strings; `roster` optional):
+/// The keys file of `percrec import` (hex strings; `roster` and `policy` optional):
 ///
 /// ```json
 /// {"conference": "c1",
 ///  "hbh": {"profile": "DOUBLE_AEAD_AES_128_GCM_AEAD_AES_128_GCM", "outer_key": "…16 bytes…", "outer_salt": "…12 bytes…"},
 ///  "ekt": [{"spi": 1, "cipher": "AESKW_128", "key": "…16 bytes…", "srtp_master_salt": "…12 bytes…"}],
-///  "roster": [{"participant": "alice", "ssrcs": [305419896]}]}
+///  "roster": [{"participant": "alice", "ssrcs": [305419896]}],
+///  "policy": {"allow_catch_up": false, "administrators": ["carol"]}}
 /// ```
 ///
 /// `hbh` is the hop the Media Distributor sealed towards the recorder with. An `ekt` entry may
-/// also carry `"ttl"` (seconds; 0 when absent).
+/// also carry `"ttl"` (seconds; 0 when absent). `policy` is the conference policy as the KD
+/// would have announced it (a capture cannot show it: it travels inside DTLS); both of its
+/// keys are optional (false, none) and it obeys the KD configuration's limits.
 public struct ImportKeys: Sendable {
     public struct Hop: Sendable {
         public var profile: DoubleSRTPProfile, outerKey: SecretBytes, outerSalt: SecretBytes
@@ -39,12 +43,15 @@ public struct ImportKeys: Sendable {
     public var hop: Hop
     public var epochs: [Epoch]
     public var roster: [RosterEntry]
+    /// Recorded once, as the segment's policy announcement; nil: none.
+    public var policy: ConferencePolicyConfig?
 
-    public init(conference: String, hop: Hop, epochs: [Epoch], roster: [RosterEntry]) {
+    public init(conference: String, hop: Hop, epochs: [Epoch], roster: [RosterEntry], policy: ConferencePolicyConfig? = nil) {
         self.conference = conference
         self.hop = hop
         self.epochs = epochs
         self.roster = roster
+        self.policy = policy
     }
 
     /// Parses the JSON, saying which field is wrong.
@@ -105,8 +112,43 @@ public struct ImportKeys: Sendable {
                 roster.append(RosterEntry(participant: name, ssrcs: ssrcs.map { UInt32($0) }))
             }
         }
+        var policy: ConferencePolicyConfig?
+        if let p = root["policy"] {
+            guard let object = p as? [String: Any] else { throw .keys(path: "$.policy", reason: "an object is required") }
+            policy = try Self.policy(object, conference: conference)
+        }
         self.init(conference: conference, hop: Hop(profile: profile, outerKey: outerKey, outerSalt: outerSalt),
-                  epochs: epochs, roster: roster)
+                  epochs: epochs, roster: roster, policy: policy)
+    }
+
+    private static func policy(_ object: [String: Any], conference: String) throws(ImportError) -> ConferencePolicyConfig {
+        var policy = ConferencePolicyConfig()
+        if let value = object["allow_catch_up"] {
+            // `as? Bool` also takes 0 and 1: only a JSON boolean counts.
+            guard let flag = value as? Bool, Self.isBoolean(value) else {
+                throw .keys(path: "$.policy.allow_catch_up", reason: "true or false is required")
+            }
+            policy.allowCatchUp = flag
+        }
+        if let value = object["administrators"] {
+            guard let names = value as? [Any] else { throw .keys(path: "$.policy.administrators", reason: "an array of names is required") }
+            for (i, item) in names.enumerated() {
+                guard let name = item as? String else {
+                    throw .keys(path: "$.policy.administrators[\(i)]", reason: "a string is required")
+                }
+                policy.administrators.append(name)
+            }
+        }
+        if let problem = policy.problem(conference: conference) {
+            throw .keys(path: "$.policy.\(problem.key)", reason: problem.reason)
+        }
+        return policy
+    }
+
+    /// JSON `true`/`false` come back as boolean NSNumbers (type code "c"); 1 and 0 as integer ones.
+    private static func isBoolean(_ value: Any) -> Bool {
+        guard let number = value as? NSNumber else { return value is Bool }
+        return String(cString: number.objCType) == "c"
     }
 
     private static func hexField(_ object: [String: Any], _ name: String, _ path: String, length: Int) throws(ImportError) -> SecretBytes {
@@ -206,6 +248,9 @@ public enum CaptureImporter {
                         ArchivedRosterEvent(sequence: UInt32(i + 1), kind: "join", fingerprint: "import:\(r.participant)",
                                             name: r.participant, role: "participant", ssrcs: r.ssrcs, receivedAt: t)
                     })
+                    if let p = keys.policy {
+                        writer.record(policy: ArchivedPolicy(allowCatchUp: p.allowCatchUp, administrators: p.administrators, receivedAt: t))
+                    }
                 }
                 if DatagramKind.classify(d.payload) == .dtls { summary.dtlsSkipped += 1; continue }
                 guard d.payload.count <= buffer.count else { receiver.count(.malformedRTP); continue }

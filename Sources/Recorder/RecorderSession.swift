@@ -23,7 +23,8 @@ public enum RecorderStatus: Sendable, Equatable {
 /// - Key plane: `KeyPlaneClient` with no SSRCs (a DTLS 1.2 client of the KD through the MD),
 ///   with keepalive Joins so a silent KD is noticed.
 /// - Each EKTKey is sealed with HPKE to the archive authority before it is written
-///   (`ArchivingReceiver.ledgerEntry`); the plaintext copies are zeroed at the end.
+///   (`ArchivingReceiver.ledgerEntry`); the plaintext copies are zeroed at the end. Roster
+///   events and the KD's policy announcements are archived with the segment.
 /// - Media: `ArchivingReceiver` (outer open, replay check, OHB restore, inner packet stored).
 ///   Datagrams that arrive before the hop keys are buffered (bounded) and archived once keyed.
 /// - It sends only RTCP: a receiver report with percrec's recorder subscription (RTCP APP
@@ -237,6 +238,10 @@ public final class RecorderSession {
                     if e.kind == .leave { present.remove(e.fingerprint) } else { present.insert(e.fingerprint) }
                 }
                 emptySince = present.isEmpty && keyPlane.roster.contains { $0.role == .participant } ? (emptySince ?? now) : nil
+            case let .policy(policy):
+                // The archive authority decides access by it later; each segment keeps its copy.
+                writer.record(policy: ArchivedPolicy(allowCatchUp: policy.allowCatchUp, administrators: policy.administrators,
+                                                     receivedAt: arrival))
             case .closed:
                 status = .ended(reason: "the Key Distributor closed the association")
             }

@@ -392,6 +392,7 @@ struct InspectCommand: ParsableCommand {
         }
         if json { try printJSON(report); return }
         print("conference \(report.conference)")
+        print(Self.policyLine(report.policy))
         print("\nsegments")
         for s in report.segments {
             let dur = (s.endedAt ?? s.lastCommitAt ?? s.startedAt) - s.startedAt
@@ -414,6 +415,13 @@ struct InspectCommand: ParsableCommand {
         for e in report.epochs {
             print("  spi=\(e.spi) \(e.cipher) key_id=\(e.keyID) first=\(timeText(e.firstSeen)) ekt_fields=\(e.ektFields) packets=\(e.packets) authority=\(e.authorityKeyID)")
         }
+    }
+
+    /// "policy: catch-up allowed; administrators: a, b", or what applies when none was announced.
+    static func policyLine(_ policy: ConferenceReport.Policy) -> String {
+        guard policy.announced else { return "policy: none announced (defaults: no catch-up, no administrators)" }
+        let admins = policy.administrators.isEmpty ? "none" : policy.administrators.joined(separator: ", ")
+        return "policy: catch-up \(policy.allowCatchUp ? "allowed" : "not allowed"); administrators: \(admins)"
     }
 }
 

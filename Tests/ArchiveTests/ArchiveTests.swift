@@ -23,10 +23,11 @@ struct ArchiveTests {
         let path = makeTemporaryDirectory("archive") + "/a.sqlite"
         let archive = try Archive(path: path)
         #expect(try archive.journalMode() == "wal")
-        #expect(try archive.appliedMigrations().count == 1)
+        #expect(try archive.appliedMigrations().count == 2)
         #expect(try archive.integrityCheck() == ["ok"])
         let tables = try await runTool("sqlite3", [path, ".tables"])
-        for t in ["conference", "recording_segment", "participant", "roster_event", "source", "epoch", "ekt_field", "packet", "rtcp", "drop_counter"] {
+        for t in ["conference", "recording_segment", "participant", "roster_event", "source", "epoch", "ekt_field", "packet", "rtcp", "drop_counter",
+                  "conference_policy", "key_release"] {
             #expect(tables.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains(Substring(t)), "missing table \(t)")
         }
         #expect(throws: ArchiveError.notFound(path: path + ".nope")) { try Archive(path: path + ".nope", create: false) }
@@ -115,8 +116,63 @@ struct ArchiveTests {
         #expect(report.sources.first { $0.ssrc == 0x5678 }?.media == "video")
         #expect(report.participants.map(\.name) == ["alice"] && report.participants[0].joins == 2)
         #expect(report.epochs.count == 1 && report.epochs[0].spi == 1)
+        #expect(report.policy == ConferenceReport.Policy(nil))
+        #expect(!report.policy.announced && !report.policy.allowCatchUp && report.policy.administrators.isEmpty)
         #expect(try archive.rtcpPackets(conference: "c1").count == 2)
         #expect(throws: ArchiveError.unknownConference("zz")) { try archive.inspect(conference: "zz") }
+    }
+
+    @Test("a policy waits in the batch like any row and is committed with this segment's id; accessFacts merges the segments' roster copies and returns the newest policy")
+    func policyAndAccessFacts() async throws {
+        let path = makeTemporaryDirectory("archive") + "/a.sqlite"
+        let archive = try Archive(path: path)
+        let first = ArchivedPolicy(allowCatchUp: false, administrators: ["carol"], receivedAt: 1_700_000_010)
+        let second = ArchivedPolicy(allowCatchUp: true, administrators: ["carol", "ops@example.com"], receivedAt: 1_700_000_020)
+        func event(_ sequence: UInt32, _ kind: String, _ name: String, spi: UInt16) -> ArchivedRosterEvent {
+            ArchivedRosterEvent(sequence: sequence, kind: kind, fingerprint: "sha-256 \(name)", name: name,
+                                role: name == "archive" ? "recorder" : "participant", ssrcs: name == "archive" ? [] : [sequence],
+                                receivedAt: 1_700_000_000 + Double(sequence), spi: spi)
+        }
+        let log = [event(1, "join", "alice", spi: 1), event(2, "join", "archive", spi: 2), event(3, "join", "bob", spi: 3)]
+        var segments: [Int64] = []
+        for (i, policy) in [first, second].enumerated() {
+            let writer = try SegmentWriter(archive: archive, conference: "c1", origin: .live(recorder: "r"), authorityKeyID: "a1")
+            segments.append(writer.segmentID)
+            writer.record(epoch: Self.epoch(spi: UInt16(i + 2), keyID: "k\(i)"))
+            // The second segment's copy repeats 1…3 (the KD sends a new member the whole log) and adds 4.
+            writer.record(roster: i == 0 ? log : log + [event(4, "leave", "alice", spi: 4)])
+            writer.record(policy: policy)
+            #expect(writer.pendingRows == 1 + (i == 0 ? 3 : 4) + 1)   // epoch, roster, policy
+            let deadline = try #require(writer.commitDeadline)
+            try writer.commitIfDue(now: deadline - .milliseconds(1))
+            #expect(try archive.conferencePolicy(conference: "c1") == (i == 0 ? nil : first), "visible before its commit")
+            try writer.commitIfDue(now: deadline)
+            #expect(writer.pendingRows == 0)
+            #expect(try archive.conferencePolicy(conference: "c1") == policy)
+            try writer.finish(reason: "test")
+        }
+        let rows = try await runTool("sqlite3", [path, "SELECT recording_segment_id, allow_catch_up, administrators FROM conference_policy ORDER BY id"])
+        #expect(rows.stdout == "\(segments[0])|0|[\"carol\"]\n\(segments[1])|1|[\"carol\",\"ops@example.com\"]\n")
+
+        let facts = try archive.accessFacts(conference: "c1")
+        #expect(facts.conference == "c1")
+        #expect(facts.policy == second)
+        #expect(facts.roster.map(\.sequence) == [1, 2, 3, 4])
+        #expect(facts.roster.map(\.kind) == ["join", "join", "join", "leave"])
+        #expect(facts.roster.map(\.name) == ["alice", "archive", "bob", "alice"])
+        #expect(facts.roster.map(\.spi) == [1, 2, 3, 4])
+        #expect(facts.roster[1].role == "recorder" && facts.roster[1].fingerprint == "sha-256 archive")
+        #expect(facts.roster.map(\.time) == [1, 2, 3, 4].map { 1_700_000_000 + Double($0) })
+        #expect(facts.epochs.map(\.spi) == [2, 3] && facts.epochs.map(\.keyID) == ["k0", "k1"])
+
+        let report = try archive.inspect(conference: "c1")
+        #expect(report.policy == ConferenceReport.Policy(second))
+        #expect(report.policy.announced && report.policy.receivedAt == second.receivedAt)
+        // recordPolicy (outside a segment) is newer still, and wins.
+        let third = ArchivedPolicy(allowCatchUp: false, administrators: [], receivedAt: 1_700_000_030)
+        try archive.recordPolicy(conference: "c1", segment: nil, third)
+        #expect(try archive.accessFacts(conference: "c1").policy == third)
+        #expect(throws: ArchiveError.unknownConference("zz")) { try archive.accessFacts(conference: "zz") }
     }
 
     @Test("a segment that stored nothing can be discarded (with its conference if it was the only one); one with rows cannot")

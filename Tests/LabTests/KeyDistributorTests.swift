@@ -23,6 +23,9 @@ private final class MiniConference {
     private let dropRate: Double
     private var rng: SplitMix64
     private(set) var dropped = 0
+    /// Drops the KD's datagrams to an endpoint that this says to (association, DTLS datagram).
+    var dropToClient: ((AssociationID, [UInt8]) -> Bool)?
+    private(set) var filtered = 0
 
     init(config: KeyDistributorConfig, kdIdentity: DTLSIdentity, dropRate: Double = 0, seed: UInt64 = 1) throws {
         let box = LogBox()
@@ -47,6 +50,13 @@ private final class MiniConference {
         names[id] = name
         for d in try client.start() { toKD.append((id, d)) }
         return id
+    }
+
+    /// Turns on an endpoint's keepalive Joins (the recorder's are on from the start).
+    func enableKeepalives(_ id: AssociationID, every interval: Duration) throws {
+        guard let client = clients[id] else { return }
+        client.keepaliveInterval = interval
+        for d in try client.handleTimeout() { toKD.append((id, d)) }   // arms the first one
     }
 
     func leave(_ id: AssociationID) {
@@ -84,6 +94,7 @@ private final class MiniConference {
             case let .mediaKeys(m): mediaKeys[m.associationID] = m
             case let .tunneledDtls(t):
                 guard let client = clients[t.associationID], !lose() else { continue }
+                if let drop = dropToClient, drop(t.associationID, t.dtlsMessage) { filtered += 1; continue }
                 do {
                     let (datagrams, evs) = try client.receive(datagram: t.dtlsMessage)
                     for d in datagrams { toKD.append((t.associationID, d)) }
@@ -123,9 +134,9 @@ private struct Cast {
         stranger = try DTLSIdentity(commonName: "stranger")
     }
 
-    func config(rekeyOnJoin: Bool = true) -> KeyDistributorConfig {
+    func config(rekeyOnJoin: Bool = true, policy: ConferencePolicyConfig = .init()) -> KeyDistributorConfig {
         KeyDistributorConfig(listen: "127.0.0.1:0", mediaDistributors: [], conferences: [
-            ConferenceConfig(id: "c1", rekeyOnJoin: rekeyOnJoin, participants: [
+            ConferenceConfig(id: "c1", rekeyOnJoin: rekeyOnJoin, policy: policy, participants: [
                 InvitedParticipant(name: "alice", fingerprint: alice.fingerprint.description),
                 InvitedParticipant(name: "bob", fingerprint: bob.fingerprint.description),
                 InvitedParticipant(name: "carol", fingerprint: carol.fingerprint.description),
@@ -265,6 +276,61 @@ struct KeyDistributorTests {
         try await conf.run { conf.converged("c2") }
         #expect(conf.kd.members(of: "c2") == ["alice"])
         #expect(conf.kd.members(of: "c1").isEmpty)
+    }
+
+    @Test("Every member is sent the conference's policy on admission and reports it once, though keepalives repeat it")
+    func policyOnAdmission() async throws {
+        let cast = try Cast()
+        let policy = ConferencePolicyConfig(allowCatchUp: true, administrators: ["carol", "ops@example.com"])
+        let conf = try MiniConference(config: cast.config(policy: policy), kdIdentity: cast.kd)
+        let a = try conf.join("alice", identity: cast.alice, kd: cast.kd.fingerprint, ssrcs: [1])
+        let r = try conf.join("archive", identity: cast.recorder, kd: cast.kd.fingerprint, ssrcs: [])
+        let c2 = try conf.join("alice", identity: cast.alice, kd: cast.kd.fingerprint, conference: "c2", ssrcs: [7])
+        try await conf.run {
+            conf.converged() && conf.converged("c2") && conf.kd.members(of: "c1").count == 2 && [a, r, c2].allSatisfy { conf.clients[$0]?.policy != nil }
+        }
+        #expect(conf.clientErrors.isEmpty)
+        for id in [a, r] { #expect(conf.clients[id]?.policy == policy) }
+        // c2 announces its own policy: the defaults.
+        #expect(conf.clients[c2]?.policy == ConferencePolicyConfig())
+        #expect(conf.kd.counters.policiesSent >= 3)
+        // Keepalives repeat the policy; the client reports it once.
+        try conf.enableKeepalives(r, every: .milliseconds(50))
+        let keepalives = conf.kd.counters.keepalives
+        try await conf.run(limit: .seconds(5)) { conf.kd.counters.keepalives >= keepalives + 3 }
+        #expect(conf.kd.counters.keepalives >= keepalives + 3)
+        for id in [a, r] {
+            let reported = conf.events[id, default: []].filter { if case .policy = $0 { true } else { false } }
+            #expect(reported == [.policy(policy)], "\(conf.names[id] ?? "?"): \(reported)")
+        }
+    }
+
+    @Test("A policy message lost on admission is repaired by the answer to the endpoint's next keepalive Join")
+    func lostPolicyRepairedByKeepalive() async throws {
+        let cast = try Cast()
+        let policy = ConferencePolicyConfig(allowCatchUp: false, administrators: ["carol"])
+        let conf = try MiniConference(config: cast.config(policy: policy), kdIdentity: cast.kd)
+        let a = try conf.join("alice", identity: cast.alice, kd: cast.kd.fingerprint, ssrcs: [1])
+        // The policy travels as one DTLS application-data record (content type 23; AES-GCM:
+        // 8-byte explicit nonce and 16-byte tag) of a length no roster message has. Drop every
+        // one to alice until the repair phase (a Join resent before the roster arrived would
+        // otherwise bring it back early).
+        let policyRecord = 13 + 8 + KeyPlaneMessage.policy(conference: "c1", policy: policy).serialized().count + 16
+        conf.dropToClient = { id, datagram in id == a && datagram.first == 23 && datagram.count == policyRecord }
+        try await conf.run { conf.converged() && conf.kd.counters.policiesSent >= 1 }
+        #expect(conf.converged())
+        #expect(conf.filtered >= 1, "the policy record was never seen: the length guess is wrong")
+        #expect(conf.clients[a]?.policy == nil)
+        #expect(conf.kd.counters.keepalives == 0)
+
+        // Repair phase: the network delivers again and alice sends keepalive Joins.
+        conf.dropToClient = nil
+        try conf.enableKeepalives(a, every: .milliseconds(100))
+        try await conf.run(limit: .seconds(5)) { conf.clients[a]?.policy != nil }
+        #expect(conf.clients[a]?.policy == policy)
+        #expect(conf.kd.counters.keepalives >= 1)
+        #expect(conf.events[a, default: []].filter { if case .policy = $0 { true } else { false } } == [.policy(policy)])
+        #expect(conf.clientErrors.isEmpty)
     }
 
     @Test("With 20 % of datagrams lost, every endpoint still converges on the key and the roster", arguments: [UInt64(3), 11])

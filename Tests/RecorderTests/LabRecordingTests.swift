@@ -43,7 +43,7 @@ final class RecordedLab: @unchecked Sendable {
     let outcome = Box<RecorderOutcome>()
     let logs = Collected<LogLine>()
 
-    init(participants: Int = 3, spare: Int = 1) throws {
+    init(participants: Int = 3, spare: Int = 1, policy: ConferencePolicyConfig = .init()) throws {
         directory = makeTemporaryDirectory("recorded-lab")
         recorderIdentity = try DTLSIdentity(commonName: "recorder")
         var options = LabConference.Options()
@@ -53,6 +53,7 @@ final class RecordedLab: @unchecked Sendable {
         options.height = 120
         options.framesPerSecond = 10
         options.extraInvitations = [InvitedParticipant(name: "archive", fingerprint: recorderIdentity.fingerprint.description, role: .recorder)]
+        options.policy = policy
         lab = try LabConference(options: options, recordPayloads: true, log: { _ in })
         archive = try Archive(path: directory + "/archive.sqlite")
         let config = RecorderRunner.Configuration(mediaDistributor: lab.md.localAddress, kdFingerprint: lab.kdIdentity.fingerprint,
@@ -80,9 +81,9 @@ final class RecordedLab: @unchecked Sendable {
 extension RecorderLabSuites {
     @Suite("Recorder: a 3-participant lab conference recorded over loopback", .serialized)
     struct LabRecordingTests {
-        @Test("every packet the MD sent the recorder is archived exactly; keys are sealed, never stored; a pcap import gives the same rows")
+        @Test("every packet the MD sent the recorder is archived exactly; keys are sealed, never stored; the KD's policy and the roster's SPIs are archived; a pcap import gives the same rows")
         func recordsLabConference() async throws {
-            let setup = try RecordedLab()
+            let setup = try RecordedLab(policy: ConferencePolicyConfig(allowCatchUp: true, administrators: ["carol"]))
             let lab = setup.lab
             try await withCleanup({ setup.runner.stop(); lab.stop() }) {
                 try await offPool { try? lab.start() }
@@ -165,6 +166,24 @@ extension RecorderLabSuites {
                     #expect(history.contains(opened), "SPI \(e.spi) is not a key the KD issued")
                 }
 
+                // 2b. What the archive authority will decide access by: the policy the KD announced,
+                //     and a roster that says which epoch each event left in force.
+                let policy = try #require(try setup.archive.conferencePolicy(conference: lab.options.conference), "no policy archived")
+                #expect(ConferencePolicyConfig(allowCatchUp: policy.allowCatchUp, administrators: policy.administrators) == lab.options.policy)
+                #expect(report.policy == ConferenceReport.Policy(policy) && report.policy.announced)
+                let facts = try setup.archive.accessFacts(conference: lab.options.conference)
+                #expect(facts.policy == policy)
+                #expect(facts.roster.map(\.sequence) == (0 ..< facts.roster.count).map { UInt32($0 + 1) })
+                #expect(facts.roster.allSatisfy { $0.spi != nil }, "\(facts.roster)")
+                // The same SPIs as the KD's log (which goes on with the recorder's own leave).
+                let kdLog = lab.kd.withCore { $0.roster(of: lab.options.conference) }
+                #expect(facts.roster.count <= kdLog.count)
+                #expect(facts.roster.map(\.spi) == kdLog.prefix(facts.roster.count).map { Optional($0.spi) })
+                let ownJoin = try #require(facts.roster.first {
+                    $0.kind == "join" && $0.role == "recorder" && $0.fingerprint == setup.recorderIdentity.fingerprint.description
+                })
+                #expect(facts.epochs.contains { $0.spi == ownJoin.spi }, "the recorder's join left SPI \(ownJoin.spi.map(String.init) ?? "nil"), epochs \(facts.epochs.map(\.spi))")
+
                 // 3. Every stored packet opens end to end with the epoch keys and equals what was sent.
                 let e2e = EKTReceiver()
                 for k in history { try e2e.add(k, cipher: .aeskw128) }
@@ -216,7 +235,8 @@ extension RecorderLabSuites {
                 try writer.close()
                 let keysFile = ImportKeys(conference: lab.options.conference,
                                           hop: .init(profile: hop.profile, outerKey: hop.outerKey, outerSalt: hop.outerSalt),
-                                          epochs: history.map { .init(cipher: .aeskw128, message: $0) }, roster: [])
+                                          epochs: history.map { .init(cipher: .aeskw128, message: $0) }, roster: [],
+                                          policy: lab.options.policy)
                 let imported = try Archive(path: setup.directory + "/imported.sqlite")
                 let summary = try CaptureImporter.run(capture: pcapPath, keys: keysFile, authority: setup.authority.publicKey, archive: imported)
                 #expect(summary.drops.total == 0 && summary.dtlsSkipped > 0)
@@ -234,6 +254,8 @@ extension RecorderLabSuites {
                 // The import seals every key it was given; the live ledger's epochs are among them, same key ids.
                 let importedEpochs = Set(try imported.epochs(conference: lab.options.conference).map { "\($0.spi)/\($0.keyID)" })
                 #expect(Set(epochs.map { "\($0.spi)/\($0.keyID)" }).isSubset(of: importedEpochs))
+                let importedPolicy = try #require(try imported.conferencePolicy(conference: lab.options.conference))
+                #expect(importedPolicy.allowCatchUp == policy.allowCatchUp && importedPolicy.administrators == policy.administrators)
             }
         }
     }

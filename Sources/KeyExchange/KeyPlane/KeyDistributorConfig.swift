@@ -72,7 +72,8 @@ public struct KeyDistributorConfig: Sendable, Equatable, Codable {
     }
 
     /// Checks what the JSON schema cannot: unique ids, parseable fingerprints, no identity invited
-    /// twice to one conference, known ciphers, a TTL that fits 24 bits.
+    /// twice to one conference, known ciphers, a TTL that fits 24 bits, and a policy that fits
+    /// one key-plane message.
     public func validate(origin: String = "configuration") throws(KeyDistributorConfigError) {
         for (i, md) in mediaDistributors.enumerated() {
             do { _ = try DTLSFingerprint(parsing: md) } catch {
@@ -89,6 +90,9 @@ public struct KeyDistributorConfig: Sendable, Equatable, Codable {
             }
             guard c.ektTtlSeconds >= 1, c.ektTtlSeconds <= EKTKeyMessage.maxTTL else {
                 throw .invalid(origin: origin, reason: "\(here): ekt_ttl_seconds must be 1…\(EKTKeyMessage.maxTTL)")
+            }
+            if let problem = c.policy.problem(conference: c.id) {
+                throw .invalid(origin: origin, reason: "\(here).policy.\(problem.key): \(problem.reason)")
             }
             var seen = Set<DTLSFingerprint>()
             for (pi, p) in c.participants.enumerated() {
@@ -158,8 +162,14 @@ public struct ConferenceConfig: Sendable, Equatable, Codable {
     }
 }
 
-/// Policy fields the archive authority applies later (issue 7); the KD only carries them.
+/// Policy fields the archive authority applies later (issue 7). The KD sends them to every
+/// member in a key-plane `policy` message; the recorder archives them.
 public struct ConferencePolicyConfig: Sendable, Equatable, Codable {
+    /// Limits that keep the `policy` message one datagram (`KeyPlaneMessage.maximumSize`)
+    /// for the usual case; `problem(conference:)` also checks the encoded size itself.
+    public static let maximumAdministrators = 32
+    public static let maximumAdministratorNameBytes = 64
+
     /// Late joiners may obtain the epochs before they joined.
     public var allowCatchUp: Bool
     /// Principals (names) who may obtain every epoch.
@@ -176,6 +186,28 @@ public struct ConferencePolicyConfig: Sendable, Equatable, Codable {
         administrators = try c.decodeIfPresent([String].self, forKey: .administrators) ?? []
     }
     private enum CodingKeys: String, CodingKey { case allowCatchUp, administrators }
+
+    /// Why this policy cannot be sent for `conference`: the offending key below `policy`
+    /// (`administrators`, `administrators[2]`) and the reason; nil when it can. The KD's
+    /// configuration and `percrec import`'s keys file both check it, so an archive only ever
+    /// holds policies the key plane could have carried.
+    public func problem(conference: String) -> (key: String, reason: String)? {
+        guard administrators.count <= Self.maximumAdministrators else {
+            return ("administrators", "\(administrators.count) names, at most \(Self.maximumAdministrators)")
+        }
+        for (i, name) in administrators.enumerated() {
+            let bytes = name.utf8.count
+            guard bytes >= 1, bytes <= Self.maximumAdministratorNameBytes else {
+                return ("administrators[\(i)]", "a name must be 1…\(Self.maximumAdministratorNameBytes) UTF-8 bytes, \"\(name)\" has \(bytes)")
+            }
+        }
+        let size = KeyPlaneMessage.policy(conference: conference, policy: self).serialized().count
+        guard size <= KeyPlaneMessage.maximumSize else {
+            return ("administrators", "the policy message would take \(size) bytes, over the key plane's \(KeyPlaneMessage.maximumSize) "
+                        + "(fewer or shorter names)")
+        }
+        return nil
+    }
 }
 
 /// An identity invited to a conference: its certificate fingerprint and display name.

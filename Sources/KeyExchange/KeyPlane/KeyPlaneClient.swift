@@ -9,6 +9,9 @@ public enum KeyPlaneEvent: Sendable, Equatable {
     case ektKey(EKTKeyMessage)
     /// New roster events, contiguous and in order (the log so far is `KeyPlaneClient.roster`).
     case roster([RosterEvent])
+    /// The conference's policy as the KD announced it: the first one, or a change (the KD
+    /// repeats it with every keepalive answer; repeats are not reported).
+    case policy(ConferencePolicyConfig)
     /// The KD closed the association.
     case closed
 }
@@ -16,7 +19,8 @@ public enum KeyPlaneEvent: Sendable, Equatable {
 /// The endpoint side of the key plane, sans I/O: a DTLS 1.2 client of the Key Distributor (the
 /// datagrams travel through the Media Distributor), which after the handshake sends percrec's
 /// `Join` (conference and SSRCs, resent until the roster shows it), receives the EKTKey and any
-/// rekeys, and keeps the roster log, acknowledging it so the KD stops resending.
+/// rekeys, keeps the roster log, acknowledging it so the KD stops resending, and keeps the
+/// conference's policy.
 ///
 /// Participants and the recorder use the same type; a recorder joins with no SSRCs.
 /// Not thread-safe: one owner drives it.
@@ -32,6 +36,9 @@ public final class KeyPlaneClient {
     public private(set) var ektKeys: [EKTKeyMessage] = []
     /// The roster log, events 1…n without gaps.
     public private(set) var roster: [RosterEvent] = []
+    /// The conference's policy, once the KD announced it (it repeats it with every keepalive
+    /// answer, so a lost announcement is repaired within one `keepaliveInterval`).
+    public private(set) var policy: ConferencePolicyConfig?
     /// Roster events that arrived ahead of a gap, kept until the gap fills.
     private var early: [UInt32: RosterEvent] = [:]
     private var joinConfirmed = false
@@ -94,12 +101,20 @@ public final class KeyPlaneClient {
                 break
             case let .applicationData(bytes):
                 lastHeardFromKD = now
-                guard let message = try? KeyPlaneMessage(parsing: bytes),
-                      case let .roster(conference, incoming) = message, conference == self.conference else { continue }
-                let fresh = absorb(incoming)
-                if !fresh.isEmpty { events.append(.roster(fresh)) }
-                let ack = KeyPlaneMessage.rosterAck(conference: conference, through: UInt32(roster.count))
-                datagrams += try endpoint.send(applicationData: ack.serialized())
+                guard let message = try? KeyPlaneMessage(parsing: bytes) else { continue }
+                switch message {
+                case let .roster(conference, incoming) where conference == self.conference:
+                    let fresh = absorb(incoming)
+                    if !fresh.isEmpty { events.append(.roster(fresh)) }
+                    let ack = KeyPlaneMessage.rosterAck(conference: conference, through: UInt32(roster.count))
+                    datagrams += try endpoint.send(applicationData: ack.serialized())
+                case let .policy(conference, announced) where conference == self.conference:
+                    guard announced != policy else { continue }
+                    policy = announced
+                    events.append(.policy(announced))
+                default:
+                    continue
+                }
             case .peerClosed:
                 events.append(.closed)
             }

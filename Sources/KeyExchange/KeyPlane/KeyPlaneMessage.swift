@@ -8,6 +8,8 @@
 //   Join      (type 1, endpoint → KD)  conference<1..255> ssrc_count(1) ssrc(4)*
 //   Roster    (type 2, KD → endpoint)  conference<1..255> event_count(2) RosterEvent*
 //   RosterAck (type 3, endpoint → KD)  conference<1..255> highest_contiguous_sequence(4)
+//   Policy    (type 4, KD → endpoint)  conference<1..255> flags(1) admin_count(1) admin_name<1..255>*
+//             flags bit 0: catch-up allowed; the other bits are reserved and must be 0.
 //   <a..b> is a vector with a 1-byte length prefix.
 //
 //   RosterEvent = sequence(4) time_ms(8) kind(1) fingerprint(32) role(1) name<0..255>
@@ -103,16 +105,22 @@ public enum KeyPlaneMessage: Equatable, Sendable {
     case roster(conference: String, events: [RosterEvent])
     /// Endpoint → KD: every event up to and including this sequence number arrived.
     case rosterAck(conference: String, through: UInt32)
+    /// KD → endpoint: the conference's access policy, which the recorder archives for the
+    /// archive authority. Sent on admission and with every keepalive answer (there is no ack).
+    case policy(conference: String, policy: ConferencePolicyConfig)
 
     public static let version: UInt8 = 1
     /// Keep each message inside one DTLS record of one datagram at a 1200-byte link MTU.
     public static let maximumSize = 1000
+    /// Policy flags: bit 0 allows catch-up; no other bit is defined.
+    static let allowCatchUpFlag: UInt8 = 0x01
 
     public var typeCode: UInt8 {
         switch self {
         case .join: 1
         case .roster: 2
         case .rosterAck: 3
+        case .policy: 4
         }
     }
 
@@ -139,6 +147,13 @@ public enum KeyPlaneMessage: Equatable, Sendable {
         case let .rosterAck(conference, through):
             Self.writeString(conference, to: &out)
             Self.write(through, to: &out)
+        case let .policy(conference, policy):
+            Self.writeString(conference, to: &out)
+            out.append(policy.allowCatchUp ? Self.allowCatchUpFlag : 0)
+            // The configuration is validated (at most 32 names of 1…64 bytes), so nothing is cut here.
+            let n = min(policy.administrators.count, 255)
+            out.append(UInt8(n))
+            for name in policy.administrators.prefix(n) { Self.writeString(name, to: &out) }
         }
         return out
     }
@@ -179,6 +194,19 @@ public enum KeyPlaneMessage: Equatable, Sendable {
             self = .roster(conference: conference, events: events)
         case 3:
             self = .rosterAck(conference: try r.string("conference", minimum: 1), through: try r.u32("sequence"))
+        case 4:
+            let conference = try r.string("conference", minimum: 1)
+            let flags = try r.u8("policy flags")
+            // Reserved bits set mean a policy this version cannot express: refuse it rather than
+            // archive a weaker one.
+            guard flags & ~Self.allowCatchUpFlag == 0 else {
+                throw .invalidField(field: "policy flags", reason: "reserved bits set in \(flags)")
+            }
+            let count = Int(try r.u8("administrator count"))
+            var administrators: [String] = []
+            for _ in 0 ..< count { administrators.append(try r.string("administrator name", minimum: 1)) }
+            self = .policy(conference: conference,
+                           policy: ConferencePolicyConfig(allowCatchUp: flags & Self.allowCatchUpFlag != 0, administrators: administrators))
         default:
             throw .unknownType(type)
         }

@@ -15,7 +15,9 @@ import SRTP
 ///   naming the conference and their SSRCs), or, for an endpoint that sends none, after
 ///   `joinGrace` when its fingerprint is invited to exactly one conference; rekeys the conference when configured (a new EKTKey with a
 ///   new SPI), and pushes the current EKTKey to every member;
-/// - appends a roster event and pushes the log to every member until each acknowledges it.
+/// - appends a roster event and pushes the log to every member until each acknowledges it;
+/// - sends the new member the conference's policy (`KeyPlaneMessage.policy`), and again with
+///   every answer to a keepalive Join: there is no ack, the keepalive repairs a lost one.
 /// A leave (close_notify, `EndpointDisconnect`, a dead association) removes the member and
 /// rekeys the rest. The KD never sends an E2E key to the MD.
 ///
@@ -39,8 +41,10 @@ public final class KeyDistributor {
         public var admissions = 0
         public var leaves = 0
         public var rekeys = 0
-        /// Keepalive Joins from members, each answered with the roster's last event.
+        /// Keepalive Joins from members, each answered with the roster's last event and the policy.
         public var keepalives = 0
+        /// Policy messages sent (on admission and with keepalive answers).
+        public var policiesSent = 0
         public var ektKeysSent = 0
         public var ektKeysAcknowledged = 0
         public var droppedTunnelMessages = 0
@@ -283,8 +287,8 @@ public final class KeyDistributor {
             a.rosterAcked = min(through, UInt32(conferences[conference]?.roster.count ?? 0))
             if a.rosterAcked >= UInt32(conferences[conference]?.roster.count ?? 0) { a.rosterDeadline = nil }
             return []
-        case .roster:
-            return []
+        case .roster, .policy:
+            return []   // KD → endpoint messages; an endpoint has no business sending them
         }
     }
 
@@ -296,8 +300,9 @@ public final class KeyDistributor {
         else { return [] }
         if a.conference == conferenceID {
             // Already a member: a Join only matters if it changes the SSRCs. A repeated Join is
-            // a keepalive: answer with the roster's last event so the endpoint knows we live.
-            guard let ssrcs, ssrcs != a.ssrcs else { return echoRoster(conference, to: a) }
+            // a keepalive: answer with the roster's last event so the endpoint knows we live,
+            // and with the policy in case the one sent on admission was lost.
+            guard let ssrcs, ssrcs != a.ssrcs else { return answerKeepalive(conference, to: a) }
             if let clash = conference.ssrcOwner(ssrcs, except: a.id) {
                 log(LogLine("sources.refused", ["association": "\(a.id)", "reason": "SSRC already used by \(clash)"]))
                 return []
@@ -333,6 +338,9 @@ public final class KeyDistributor {
                                       "association": "\(a.id)", "spi": "\(conference.epoch?.key.spi ?? 0)",
                                       "members": "\(conference.members.count)"]))
         out += pushEKTKey(conference, only: rekeyed ? nil : a.id, now: now)
+        // The policy before the roster: an endpoint that sees its own join knows the rules already
+        // (unless the datagram was lost; its keepalives repair that).
+        out += sendPolicy(conference, to: a)
         out += pushRoster(conference, now: now)
         return out
     }
@@ -385,14 +393,33 @@ public final class KeyDistributor {
         return out
     }
 
-    /// Answers a keepalive Join: the roster's last event, once (no resend timer).
-    private func echoRoster(_ conference: ConferenceState, to a: Association) -> [Outgoing] {
+    /// Answers a keepalive Join: the roster's last event and the policy, once each (no resend
+    /// timer: the endpoint's next keepalive asks again).
+    private func answerKeepalive(_ conference: ConferenceState, to a: Association) -> [Outgoing] {
         guard let cid = a.conference, let last = conference.roster.last, a.endpoint.state == .connected else { return [] }
         counters.keepalives += 1
+        var out: [Outgoing] = []
         do {
-            return wrap(try a.endpoint.send(applicationData: KeyPlaneMessage.roster(conference: cid, events: [last]).serialized()), a)
+            out += wrap(try a.endpoint.send(applicationData: KeyPlaneMessage.roster(conference: cid, events: [last]).serialized()), a)
         } catch {
             log(LogLine("roster.error", ["association": "\(a.id)", "error": "\(error)"]))
+            return out
+        }
+        out += sendPolicy(conference, to: a)
+        return out
+    }
+
+    /// Sends the conference's policy to one member (validated with the configuration, so it
+    /// fits one message).
+    private func sendPolicy(_ conference: ConferenceState, to a: Association) -> [Outgoing] {
+        guard a.endpoint.state == .connected else { return [] }
+        let message = KeyPlaneMessage.policy(conference: conference.config.id, policy: conference.config.policy)
+        do {
+            let out = wrap(try a.endpoint.send(applicationData: message.serialized()), a)
+            counters.policiesSent += 1
+            return out
+        } catch {
+            log(LogLine("policy.error", ["association": "\(a.id)", "error": "\(error)"]))
             return []
         }
     }

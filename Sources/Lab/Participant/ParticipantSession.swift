@@ -160,6 +160,8 @@ public final class ParticipantSession {
                 }
             case let .roster(events):
                 out.append(.roster(events))
+            case .policy:
+                break   // for the archive authority; a participant has nothing to do with it
             case .closed:
                 out.append(.closed)
             }
