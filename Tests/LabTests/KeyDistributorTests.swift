@@ -64,15 +64,25 @@ private final class MiniConference {
         for d in client.leave() { toKD.append((id, d)) }
     }
 
-    /// Runs until `done()` or `limit`.
+    /// Runs until `done()` or `limit`. The limit counts the loop's own time (its work and the
+    /// naps it asks for), not time spent waiting for a thread after a nap: in a full parallel
+    /// test run, CPU-bound suites can hold the cooperative pool for many seconds.
     func run(limit: Duration = .seconds(10), until done: () -> Bool) async throws {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < limit, !done() {
+        var spent: Duration = .zero
+        while spent < limit, !done() {
+            let iterationStart = ContinuousClock.now
+            var overslept: Duration = .zero
+            defer { spent += ContinuousClock.now - iterationStart - overslept }
             if toKD.isEmpty {
                 let next = ([kd.nextTimeout] + clients.values.map(\.nextTimeout)).compactMap { $0 }.min()
                 guard let next else { return }
                 let wait = next - .now
-                if wait > .zero { try await Task.sleep(for: min(wait, .milliseconds(50))) }
+                if wait > .zero {
+                    let nap = min(wait, .milliseconds(50))
+                    let before = ContinuousClock.now
+                    try await Task.sleep(for: nap)
+                    overslept = max(.zero, ContinuousClock.now - before - nap)
+                }
                 deliverToMD(kd.handleTimeouts())
                 for (id, c) in clients where c.state == .handshaking || c.state == .connected {
                     do { for d in try c.handleTimeout() { toKD.append((id, d)) } } catch { clientErrors[id] = error }
@@ -286,7 +296,9 @@ struct KeyDistributorTests {
         let a = try conf.join("alice", identity: cast.alice, kd: cast.kd.fingerprint, ssrcs: [1])
         let r = try conf.join("archive", identity: cast.recorder, kd: cast.kd.fingerprint, ssrcs: [])
         let c2 = try conf.join("alice", identity: cast.alice, kd: cast.kd.fingerprint, conference: "c2", ssrcs: [7])
-        try await conf.run {
+        // Generous limits (each run ends as soon as its condition holds): in a full parallel test
+        // run, CPU-bound suites can keep this task from resuming for seconds.
+        try await conf.run(limit: .seconds(20)) {
             conf.converged() && conf.converged("c2") && conf.kd.members(of: "c1").count == 2 && [a, r, c2].allSatisfy { conf.clients[$0]?.policy != nil }
         }
         #expect(conf.clientErrors.isEmpty)
@@ -297,7 +309,7 @@ struct KeyDistributorTests {
         // Keepalives repeat the policy; the client reports it once.
         try conf.enableKeepalives(r, every: .milliseconds(50))
         let keepalives = conf.kd.counters.keepalives
-        try await conf.run(limit: .seconds(5)) { conf.kd.counters.keepalives >= keepalives + 3 }
+        try await conf.run(limit: .seconds(20)) { conf.kd.counters.keepalives >= keepalives + 3 }
         #expect(conf.kd.counters.keepalives >= keepalives + 3)
         for id in [a, r] {
             let reported = conf.events[id, default: []].filter { if case .policy = $0 { true } else { false } }
@@ -317,7 +329,7 @@ struct KeyDistributorTests {
         // otherwise bring it back early).
         let policyRecord = 13 + 8 + KeyPlaneMessage.policy(conference: "c1", policy: policy).serialized().count + 16
         conf.dropToClient = { id, datagram in id == a && datagram.first == 23 && datagram.count == policyRecord }
-        try await conf.run { conf.converged() && conf.kd.counters.policiesSent >= 1 }
+        try await conf.run(limit: .seconds(20)) { conf.converged() && conf.kd.counters.policiesSent >= 1 }
         #expect(conf.converged())
         #expect(conf.filtered >= 1, "the policy record was never seen: the length guess is wrong")
         #expect(conf.clients[a]?.policy == nil)
@@ -326,7 +338,7 @@ struct KeyDistributorTests {
         // Repair phase: the network delivers again and alice sends keepalive Joins.
         conf.dropToClient = nil
         try conf.enableKeepalives(a, every: .milliseconds(100))
-        try await conf.run(limit: .seconds(5)) { conf.clients[a]?.policy != nil }
+        try await conf.run(limit: .seconds(20)) { conf.clients[a]?.policy != nil }
         #expect(conf.clients[a]?.policy == policy)
         #expect(conf.kd.counters.keepalives >= 1)
         #expect(conf.events[a, default: []].filter { if case .policy = $0 { true } else { false } } == [.policy(policy)])
