@@ -142,3 +142,27 @@ extension Archive {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+extension Archive {
+    /// How many stored packets of `ssrcs` that arrived in [`from`, `to`) are tied to each SPI:
+    /// what a span of an export actually needs (the exporter's check of a token's coverage).
+    public func tiedPacketCounts(conference: String, ssrcs: [UInt32], from: Double, to: Double) throws(ArchiveError) -> [UInt16: Int] {
+        guard !ssrcs.isEmpty else { return [:] }
+        return try unwrapArchiveError("count packets by epoch") { db in
+            let cid = try conferenceID(db, conference)
+            let list = ssrcs.map { String(Int64($0)) }.joined(separator: ",")
+            var counts: [UInt16: Int] = [:]
+            for r in try Row.fetchAll(db, sql: """
+                SELECT f.spi AS spi, count(*) AS n FROM packet p
+                JOIN recording_segment s ON s.id = p.recording_segment_id
+                JOIN ekt_field f ON f.id = p.ekt_field_id
+                WHERE s.conference_id = ? AND p.ssrc IN (\(list)) AND p.arrival >= ? AND p.arrival < ?
+                GROUP BY f.spi
+                """, arguments: [cid, from, to.isFinite ? to : Double.greatestFiniteMagnitude]) {
+                let spi: Int64 = r["spi"], n: Int = r["n"]
+                counts[UInt16(truncatingIfNeeded: spi)] = n
+            }
+            return counts
+        }
+    }
+}

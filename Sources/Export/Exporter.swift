@@ -30,9 +30,10 @@ public final class Exporter {
     /// Epochs the authority refused ("SPI n: reason"), reported with the unopened ones.
     let refused: [String]
     var progress: (ExportProgress) -> Void = { _ in }
-    /// Called with the resolved span (Unix seconds; `to` may be infinite) before anything is
-    /// written; throwing stops the export. The CLI uses it to refuse a span the token does not cover.
-    public var checkRange: ((_ from: Double, _ to: Double) throws(ExportError) -> Void)?
+    /// Called with the resolved span (Unix seconds; `to` may be infinite) and the selected
+    /// sources' SSRCs before anything is written; throwing stops the export. The CLI uses it to
+    /// refuse a span the token does not cover.
+    public var checkRange: ((_ from: Double, _ to: Double, _ ssrcs: [UInt32]) throws(ExportError) -> Void)?
 
     /// The administrator's path: the archive authority's private key opens every sealed epoch.
     public init(archive: Archive, authority: AuthorityPrivateKey) {
@@ -110,7 +111,8 @@ public final class Exporter {
         let chosen = try Self.select(everyone, request.participants, conference: conference)
         try establishTimelines(run, sources: sources, participants: everyone)
         try resolveRange(run)
-        try checkRange?(run.origin, run.end)
+        let selected = chosen.flatMap { $0.audio + (request.mix || !request.formats.contains(.webm) ? [] : $0.video) }.map(\.ssrc)
+        try checkRange?(run.origin, run.end, selected)
         let plan = try planOutputs(run, chosen)
 
         // Progress counts the packets that will be read: audio always, video only for WebM.

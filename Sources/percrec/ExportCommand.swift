@@ -89,19 +89,27 @@ struct ExportCommand: AsyncParsableCommand {
             let released = try await releasedKeys(store)
             exporter = Exporter(archive: store, released: released.epochs, requesterKey: released.requester,
                                 refused: released.refused.map { "SPI \($0.spi): refused by the authority: \($0.reason)" })
-            // The requested span is checked against the epochs' time in force (from the roster)
-            // before anything is written: no granted epoch in it → exit 3 and no files; refused
-            // epochs in it → their packets stay undecrypted, they are listed, and the exit code is 3.
+            // Before anything is written, the request is checked against what the token covers:
+            // a refused epoch counts when it was in force during the span (the KD's roster times)
+            // and the selected sources have packets under it there. No granted epoch with packets
+            // in the span → exit 3, no files. Refused ones among others → their packets stay
+            // encrypted (silence in the files), they are listed, and the exit code is 3.
             let spans = released.spans, refused = released.refused, granted = Set(released.epochs.map(\.spi))
-            exporter.checkRange = { (from: Double, to: Double) throws(ExportError) in
-                func inSpan(_ spi: UInt16) -> Bool {
-                    guard let s = spans[spi] else { return false }
+            let conference = self.conference
+            exporter.checkRange = { (from: Double, to: Double, ssrcs: [UInt32]) throws(ExportError) in
+                let counts: [UInt16: Int]
+                do throws(ArchiveError) { counts = try store.tiedPacketCounts(conference: conference, ssrcs: ssrcs, from: from, to: to) } catch {
+                    throw .archive(error)
+                }
+                func asked(_ spi: UInt16) -> Bool {
+                    guard let s = spans[spi], (counts[spi] ?? 0) > 0 else { return false }
                     return min(s.end ?? .infinity, to) - max(s.start, from) > 0
                 }
-                refusals.refused = refused.filter { inSpan($0.spi) }.map { ($0, spans[$0.spi]) }
-                guard granted.contains(where: inSpan) else {
-                    throw .unauthorized("the token covers none of the requested span: "
-                                        + refusals.refused.map { "SPI \($0.epoch.spi): \($0.epoch.reason)" }.joined(separator: "; "))
+                refusals.refused = refused.filter { asked($0.spi) }.map { ($0, spans[$0.spi]) }
+                guard !counts.isEmpty else { return }   // nothing stored in the span: the exporter says so
+                guard granted.contains(where: asked) else {
+                    let detail = refusals.refused.map { "SPI \($0.epoch.spi): \($0.epoch.reason)" }.joined(separator: "; ")
+                    throw .unauthorized("the token covers none of the requested media" + (detail.isEmpty ? "" : ": " + detail))
                 }
             }
         } else {

@@ -161,16 +161,20 @@ extension RecorderLabSuites {
                 let dave = try await setup.token("dave", .participant)
                 let (whole, out) = try await setup.export(dave, to: "dave-whole", ["--participant", "bob", "--format", "ogg"])
                 #expect(whole.status == 3, "\(whole.stderr)")
-                let before = fixture.archivedSPIs.subtracting(try setup.receivedSPIs(3))
-                for spi in before { #expect(whole.stderr.contains("refused: SPI \(spi)"), "SPI \(spi): \(whole.stderr)") }
+                let before = fixture.spisPutInForce(beforeJoinOf: "dave")
+                #expect(!before.isEmpty)
+                for spi in before { #expect(whole.stderr.contains("refused: SPI \(spi) ("), "SPI \(spi): \(whole.stderr)") }
+                // The rekey after dave's own leave is refused too, but bob sent nothing under it: not asked for.
+                for spi in fixture.spisPutInForce(afterLeaveOf: "dave") {
+                    #expect(!whole.stderr.contains("refused: SPI \(spi) ("), "SPI \(spi): \(whole.stderr)")
+                }
                 let file = out + "/\(fixture.conference)_bob_audio.ogg"
-                let written = try oggPackets(file).packets.filter { !isConcealment($0) }
+                let written = try oggPackets(file).packets.dropFirst(2).filter { !isConcealment($0) }   // after OpusHead, OpusTags
                 let davesSPIs = try setup.receivedSPIs(3)
                 let readable = fixture.bobOpusPayloads(underSPIs: davesSPIs)
                 #expect(!written.isEmpty)
                 #expect(written.allSatisfy { readable.contains($0) }, "only packets under dave's epochs are written")
                 #expect(written.count == readable.count)
-
                 // From his join on, the token covers everything asked: exit 0.
                 let joined = try #require(fixture.joinTime(of: "dave"))
                 let (fromJoin, _) = try await setup.export(dave, to: "dave-from-join",
@@ -189,12 +193,16 @@ extension RecorderLabSuites {
                 // The same conference under a policy that allows catch-up (as the KD would announce it).
                 try setup.archive.recordPolicy(conference: fixture.conference, segment: nil,
                                                ArchivedPolicy(allowCatchUp: true, administrators: ["oscar"], receivedAt: Date().timeIntervalSince1970))
-                #expect(try await setup.granted(dave).granted == fixture.archivedSPIs, "dave stayed to the end: every epoch")
+                // Every epoch before his leave (the rekeys of the last leaves came after it).
+                let afterDaveLeft = fixture.spisPutInForce(afterLeaveOf: "dave")
+                #expect(!afterDaveLeft.isEmpty)
+                #expect(try await setup.granted(dave).granted == fixture.archivedSPIs.subtracting(afterDaveLeft))
                 let (result, _) = try await setup.export(dave, to: "dave-catch-up", ["--participant", "bob", "--format", "ogg"])
                 #expect(result.status == 0, "\(result.stderr)")
                 // alice left at ~8 s: catch-up never reaches what came after her leave.
                 let alice = try await setup.granted(try await setup.token("alice", .participant))
-                let afterLeave = fixture.archivedSPIs.subtracting(try setup.receivedSPIs(0))
+                let afterLeave = fixture.spisPutInForce(afterLeaveOf: "alice")
+                #expect(afterLeave == fixture.archivedSPIs.subtracting(try setup.receivedSPIs(0)), "what alice missed came after she left")
                 #expect(alice.granted == fixture.archivedSPIs.subtracting(afterLeave))
                 #expect(!afterLeave.isEmpty)
                 for r in alice.refused { #expect(r.reason.contains("after alice left"), "\(r)") }

@@ -63,7 +63,8 @@ final class ExportFixture: @unchecked Sendable {
 
     /// alice, bob, carol talk; dave joins at ~4 s, alice leaves at ~8 s, everyone leaves at ~12 s.
     static func record() async throws -> ExportFixture {
-        let setup = try RecordedLab()
+        // The KD's policy, which the authority tests rely on: no catch-up, one administrator.
+        let setup = try RecordedLab(policy: ConferencePolicyConfig(allowCatchUp: false, administrators: ["oscar"]))
         let lab = setup.lab
         let result = Box<ExportFixture>()
         try await withCleanup({ setup.runner.stop(); lab.stop() }) {
@@ -76,7 +77,10 @@ final class ExportFixture: @unchecked Sendable {
             try await Task.sleep(for: .seconds(4))
             await offPool { lab.leave(0) }
             try await Task.sleep(for: .seconds(4))
-            await offPool { for i in lab.activeIndices { lab.leave(i) } }
+            // One by one, half a second apart: each leave rekeys, and the ones still present
+            // install that key before they leave in turn (the authority tests compare what the
+            // policy grants with the SPIs each participant was actually given).
+            await offPool { for i in lab.activeIndices { lab.leave(i); Thread.sleep(forTimeInterval: 0.5) } }
             #expect(try await eventually(.seconds(15)) { setup.outcome.get != nil }, "the recorder did not see the conference end")
             let stored = try setup.archive.packets(conference: lab.options.conference)
             let sealed = Set(try setup.archive.epochs(conference: lab.options.conference).map(\.spi))
@@ -107,6 +111,19 @@ final class ExportFixture: @unchecked Sendable {
     /// When the KD logged `name`'s first join (Unix seconds, the KD's clock).
     func joinTime(of name: String) -> Double? {
         kdRoster.first { $0.displayName == name && $0.kind == .join }.map { Double($0.timeMillis) / 1000 }
+    }
+
+    /// The archived SPIs the KD put in force before `name`'s first join.
+    func spisPutInForce(beforeJoinOf name: String) -> Set<UInt16> {
+        guard let join = kdRoster.firstIndex(where: { $0.displayName == name && $0.kind == .join }) else { return [] }
+        return Set(kdRoster[..<join].map(\.spi)).intersection(archivedSPIs)
+    }
+
+    /// The archived SPIs the KD put in force from `name`'s last leave on (its own rekey included).
+    func spisPutInForce(afterLeaveOf name: String) -> Set<UInt16> {
+        guard let leave = kdRoster.lastIndex(where: { $0.displayName == name && $0.kind == .leave }) else { return [] }
+        let before = Set(kdRoster[..<leave].map(\.spi))
+        return Set(kdRoster[leave...].map(\.spi)).subtracting(before).intersection(archivedSPIs)
     }
 
     /// Opens an archived epoch key with the authority's key.
