@@ -1,6 +1,8 @@
+import Access
 import Archive
 import ArgumentParser
 import Authority
+import AuthorityService
 import Export
 import Foundation
 import KeyExchange
@@ -10,7 +12,7 @@ import Recorder
 /// `percrec demo`: the media-plane self-test, then the whole product on the embedded default:
 /// a lab conference on loopback, recorded by a `percrec record` process into
 /// storage/archive.sqlite, then exported by the administrator to Ogg Opus and WebM files.
-struct Demo: ParsableCommand {
+struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Record a 3-participant lab conference (a join and a leave, so rekeys), then export it to Ogg/WebM.",
         discussion: """
@@ -19,8 +21,12 @@ struct Demo: ParsableCommand {
         synthetic participants on loopback and records the conference with a `percrec record` \
         process into --archive (the authority key pair is created in --authority on first use). \
         A fourth participant joins and the first leaves; when everyone has left the recorder \
-        ends by itself. Finally the administrator's key exports every participant to Ogg Opus \
-        and WebM, plus a mixed Ogg Opus file, into --out, and the paths are printed.
+        ends by itself. Then the administrator's key exports every participant to Ogg Opus \
+        and WebM, plus a mixed Ogg Opus file, into --out, and the paths are printed. Finally the \
+        authority service (`percrec authority serve`) answers dave, the late joiner, with a \
+        participant token: the conference does not allow catch-up, so asking for the whole \
+        conference is refused for the epochs before his join (exit 3), asking from his join \
+        succeeds, and `percrec authority audit` shows both decisions in the hash-chained log.
         """)
 
     @Option(help: "The archive to record into.")
@@ -32,7 +38,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Seconds of conference before the join, between join and leave, and after.")
     var phase = 10
 
-    func run() throws {
+    func run() async throws {
         var test = MediaPlaneSelfTest()
         test.run()
         let width = test.steps.map(\.actor.count).max() ?? 0
@@ -44,6 +50,7 @@ struct Demo: ParsableCommand {
         if !test.passed { throw ExitCode(1) }
         let conference = try record()
         try export(conference)
+        try await accessByToken(conference)
     }
 
     /// The demo authority: created on first use; the administrator holds authority.key.
@@ -83,6 +90,8 @@ struct Demo: ParsableCommand {
         options.width = 320
         options.height = 180
         options.extraInvitations = [InvitedParticipant(name: "recorder", fingerprint: recorderIdentity.fingerprint.description, role: .recorder)]
+        // What the KD announces and the archive authority applies: no catch-up; "admin" sees everything.
+        options.policy = ConferencePolicyConfig(allowCatchUp: false, administrators: ["admin"])
         let lab: LabConference
         do { lab = try LabConference(options: options, log: { _ in }) } catch { throw operationalError("lab: \(error)") }
         do { try lab.start() } catch { throw operationalError("lab: \(error)") }
@@ -168,6 +177,103 @@ struct Demo: ParsableCommand {
         }
         print("\nexported \(written.count) files. Play one with: ffplay \(written.first ?? "")")
         print("next: percrec inspect \(conference) --archive \(archive)")
+    }
+
+    /// The token path: `percrec authority serve` as a process, a participant token for dave
+    /// (who joined late), and `percrec export --token` twice: the whole conference (refused for
+    /// the epochs before his join: exit 3) and from his join on (exit 0). Then the audit log.
+    private func accessByToken(_ conference: String) async throws {
+        let keyPath = (authority as NSString).appendingPathComponent("authority.key")
+        let certificate = (authority as NSString).appendingPathComponent(AuthorityTLS.certificateFile)
+        let issuer = ((authority as NSString).deletingLastPathComponent as NSString).appendingPathComponent("issuer")
+        let signingPath = (issuer as NSString).appendingPathComponent("token-signing.key")
+        let signing: TokenSigningKey
+        do {
+            if !FileManager.default.fileExists(atPath: certificate) { _ = try AuthorityTLS.generate(in: authority) }
+            if !FileManager.default.fileExists(atPath: signingPath) {
+                try FileManager.default.createDirectory(atPath: issuer, withIntermediateDirectories: true)
+                _ = try TokenSigningKey.generate().write(to: issuer)
+            }
+            signing = try TokenSigningKey(contentsOf: signingPath)
+        } catch { throw operationalError("\(error)") }
+        let store = try openArchive(archive, create: false)
+        let facts: ConferenceAccessFacts
+        do { facts = try store.accessFacts(conference: conference) } catch { throw operationalError("\(error)") }
+        store.close()
+        guard let join = facts.roster.first(where: { $0.name == "dave" && $0.kind == "join" })?.time else {
+            throw operationalError("the archived roster has no join of dave")
+        }
+
+        let logPath = (authority as NSString).deletingLastPathComponent + "/demo-recorder/authority.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: Self.executablePath())
+        serve.arguments = ["authority", "serve", "--archive", archive, "--authority-key", keyPath,
+                           "--token-public-key", (issuer as NSString).appendingPathComponent("token-signing.pub"), "--listen", "127.0.0.1:0"]
+        let announced = Pipe()
+        serve.standardOutput = announced
+        serve.standardError = FileHandle(forWritingAtPath: logPath)
+        do { try serve.run() } catch { throw operationalError("cannot start percrec authority serve: \(error)") }
+        defer { if serve.isRunning { serve.terminate(); serve.waitUntilExit() } }
+        let signals = onTerminationSignals { serve.terminate() }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = announced.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "https://"), let end = text[range.lowerBound...].firstIndex(of: " ") else {
+            throw operationalError("percrec authority serve did not start; its log is \(logPath)")
+        }
+        let url = String(text[range.lowerBound..<end])
+        print("\nthe archive authority serves key releases at \(url) (percrec authority serve; log: \(logPath))")
+
+        let token: String
+        do {
+            token = try await AccessToken.issue(principal: "dave", conference: conference, role: .participant, lifetime: 600, signingKey: signing)
+        } catch { throw operationalError("\(error)") }
+        print("dave joined late and the conference does not allow catch-up; his token: "
+              + "percrec token issue --principal dave --role participant --conference \(conference) --ttl 10m")
+        let directory = (out as NSString).appendingPathComponent(conference) + "/dave"
+        let common = ["export", "--archive", archive, "--conference", conference, "--token", token, "--authority", url,
+                      "--authority-ca", certificate, "--participant", "bob", "--format", "ogg", "--out", directory, "--overwrite"]
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for (what, extra) in [("bob's whole recording", [String]()),
+                              ("bob from dave's join on", ["--from", formatter.string(from: Date(timeIntervalSince1970: join))])] {
+            let result = Self.runChild(common + extra)
+            print("\n  dave asks for \(what): percrec export --token … --participant bob\(extra.isEmpty ? "" : " --from <his join>") → exit \(result.status)")
+            for l in result.stderr.split(separator: "\n") where l.hasPrefix("authority:") || l.hasPrefix("refused:") || l.hasPrefix("error:") {
+                print("    \(l)")
+            }
+            for path in result.stdout.split(separator: "\n") { print("    wrote \(path)") }
+        }
+        let audit = Self.runChild(["authority", "audit", "--archive", archive, "--conference", conference])
+        print("\n  percrec authority audit → exit \(audit.status)")
+        for l in (audit.stdout + audit.stderr).split(separator: "\n").suffix(4) { print("    \(l)") }
+        _ = signals
+    }
+
+    /// Runs this executable with `arguments` to the end.
+    static func runChild(_ arguments: [String]) -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executablePath())
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { return (-1, "", "\(error)") }
+        // stdout on another thread, so a full pipe cannot stall the child while stderr is read.
+        let group = DispatchGroup()
+        final class Sink: @unchecked Sendable { var data = Data() }
+        let stdoutSink = Sink()
+        group.enter()
+        DispatchQueue.global().async { stdoutSink.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdoutSink.data, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
     }
 
     /// This executable, so the demo runs the very `percrec record` it ships.
