@@ -1,4 +1,5 @@
 import Crypto
+import Authority
 import Foundation
 import JWTKit
 
@@ -162,27 +163,13 @@ private func readKeyText(_ path: String) throws(TokenError) -> String {
     return text
 }
 
-/// Creates `path` with `mode` (O_EXCL: never follows or replaces an existing file), writes `text`, fsyncs.
 private func writeExclusive(_ path: String, _ text: String, mode: mode_t) throws(TokenError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-    guard fd >= 0 else {
-        if errno == EEXIST { throw .keyFile(path: path, reason: TokenSigningKey.existsReason) }
-        throw .keyFile(path: path, reason: String(cString: strerror(errno)))
-    }
-    defer { close(fd) }
-    _ = fchmod(fd, mode)   // the umask may have narrowed it; never wider than `mode`
-    var bytes = Array(text.utf8)
-    defer { _ = bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw .keyFile(path: path, reason: String(cString: strerror(errno)))
+    do { try writeKeyFileExclusively(path, text, mode: mode) } catch {
+        switch error {
+        case .exists: throw .keyFile(path: path, reason: TokenSigningKey.existsReason)
+        case let .failed(reason): throw .keyFile(path: path, reason: reason)
         }
-        offset += n
     }
-    guard fsync(fd) == 0 else { throw .keyFile(path: path, reason: String(cString: strerror(errno))) }
 }
 
 func hexText(_ bytes: some Sequence<UInt8>) -> String {

@@ -85,13 +85,13 @@ public struct AuthorityPrivateKey: Sendable {
     /// The PEM text. It holds the secret: write it only with `write(to:)` (mode 0600).
     public var pemRepresentation: String {
         var der = Self.pkcs8Prefix + [UInt8](key.rawRepresentation)
-        defer { der.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { _ = der.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         return PEM.encode(label: "PRIVATE KEY", der: der)
     }
 
     public init(pemRepresentation pem: String, path: String = "<text>") throws(AuthorityError) {
         guard var der = PEM.decode(label: "PRIVATE KEY", from: pem) else { throw .notPEM(path: path, expected: "PRIVATE KEY") }
-        defer { der.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { _ = der.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         guard der.count == Self.pkcs8Prefix.count + 32, Array(der.prefix(Self.pkcs8Prefix.count)) == Self.pkcs8Prefix else {
             throw .badKeyEncoding(path: path, reason: "not an id-X25519 PKCS#8 private key")
         }
@@ -130,27 +130,46 @@ private func readText(_ path: String) throws(AuthorityError) -> String {
     return text
 }
 
-/// Creates `path` with `mode` (O_EXCL: never follows or replaces an existing file) and writes `text`.
-private func writeExclusive(_ path: String, _ text: String, mode: mode_t) throws(AuthorityError) {
+/// Why `writeKeyFileExclusively` failed.
+public enum KeyFileWriteError: Error, Equatable, Sendable {
+    /// Something is already at the path (never replaced or followed).
+    case exists
+    /// open, write or fsync failed: strerror's text.
+    case failed(String)
+}
+
+/// Creates `path` with `mode` (O_EXCL: never follows or replaces an existing file), writes
+/// `text`, fsyncs, and zeroes its copy of the text. Every key file percrec writes goes through
+/// here: the authority's, the token issuer's and the authority service's TLS key.
+public func writeKeyFileExclusively(_ path: String, _ text: String, mode: mode_t) throws(KeyFileWriteError) {
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
     guard fd >= 0 else {
-        if errno == EEXIST { throw .fileExists(path: path) }
-        throw .writeFailed(path: path, reason: String(cString: strerror(errno)))
+        if errno == EEXIST { throw .exists }
+        throw .failed(String(cString: strerror(errno)))
     }
     defer { close(fd) }
     _ = fchmod(fd, mode)   // the umask may have narrowed it; never widen beyond `mode`
     var bytes = Array(text.utf8)
-    defer { bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+    defer { _ = bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
         if n < 0 {
             if errno == EINTR { continue }
-            throw .writeFailed(path: path, reason: String(cString: strerror(errno)))
+            throw .failed(String(cString: strerror(errno)))
         }
         offset += n
     }
-    guard fsync(fd) == 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
+    guard fsync(fd) == 0 else { throw .failed(String(cString: strerror(errno))) }
+}
+
+private func writeExclusive(_ path: String, _ text: String, mode: mode_t) throws(AuthorityError) {
+    do { try writeKeyFileExclusively(path, text, mode: mode) } catch {
+        switch error {
+        case .exists: throw .fileExists(path: path)
+        case let .failed(reason): throw .writeFailed(path: path, reason: reason)
+        }
+    }
 }
 
 enum PEM {

@@ -13,7 +13,7 @@ import SRTP
 public struct SealedEpochKey: Sendable, Equatable {
     /// HPKE suite name as stored in the archive.
     public static let suiteName = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-128-GCM"
-    nonisolated(unsafe) static let suite = HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: .AES_GCM_128)
+    static let suite = HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: .AES_GCM_128)
     /// HPKE `info`: names the purpose and the format version.
     public static let info = Array("percrec epoch key v1".utf8)
 
@@ -50,7 +50,7 @@ public struct SealedEpochKey: Sendable, Equatable {
     public static func seal(_ message: EKTKeyMessage, cipher: EKTCipher, conference: String,
                             to authority: AuthorityPublicKey) throws(AuthorityError) -> SealedEpochKey {
         var plaintext = [cipher.wireValue()] + message.serialized()
-        defer { plaintext.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { _ = plaintext.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         let aad = associatedData(conference: conference, spi: message.spi, cipher: cipher)
         do {
             var sender = try HPKE.Sender(recipientKey: authority.key, ciphersuite: suite, info: Data(info))
@@ -77,7 +77,7 @@ public struct SealedEpochKey: Sendable, Equatable {
                 : "sealed to authority key \(authorityKeyID), not to \(authority.publicKey.keyID)"
             throw .unsealFailed(reason: reason)
         }
-        defer { plaintext.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { _ = plaintext.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         guard let first = plaintext.first, first == cipher.wireValue() else {
             throw .malformedSealedKey(reason: "cipher byte does not match the record")
         }

@@ -1,4 +1,5 @@
 import Access
+import Authority
 import Crypto
 import Foundation
 import NIOSSL
@@ -92,12 +93,12 @@ public enum AuthorityTLS {
     }
 
     static func writeExclusive(_ path: String, _ text: String, mode: mode_t) throws(AuthorityServiceError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
-        guard fd >= 0 else { throw .configuration("cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else { throw .configuration("cannot write \(path): \(String(cString: strerror(errno)))") }
+        do { try writeKeyFileExclusively(path, text, mode: mode) } catch {
+            switch error {
+            case .exists: throw .configuration("\(path) already exists (not overwritten)")
+            case let .failed(reason): throw .configuration("cannot write \(path): \(reason)")
+            }
+        }
     }
 }
 

@@ -53,7 +53,8 @@ enum IngestSystem {
         defer { fclose(f) }
         var buffer = [CChar](repeating: 0, count: 128)
         guard fgets(&buffer, Int32(buffer.count), f) != nil else { return nil }
-        let fields = String(cString: buffer).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard fields.count >= 2, let run = UInt64(fields[0]), let wait = UInt64(fields[1]) else { return nil }
         return (run, wait)
     }

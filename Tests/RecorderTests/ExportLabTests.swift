@@ -68,7 +68,7 @@ final class ExportFixture: @unchecked Sendable {
         let lab = setup.lab
         let result = Box<ExportFixture>()
         try await withCleanup({ setup.runner.stop(); lab.stop() }) {
-            try await offPool { try? lab.start() }
+            await offPool { try? lab.start() }
             setup.startRecorder()
             #expect(try await eventually(.seconds(20)) { setup.isRecording }, "the recorder never got media")
             #expect(try await eventually(.seconds(10)) { lab.md.withCore { $0.counters.recorderSubscriptions } == 1 })

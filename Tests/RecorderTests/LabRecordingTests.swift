@@ -86,7 +86,7 @@ extension RecorderLabSuites {
             let setup = try RecordedLab(policy: ConferencePolicyConfig(allowCatchUp: true, administrators: ["carol"]))
             let lab = setup.lab
             try await withCleanup({ setup.runner.stop(); lab.stop() }) {
-                try await offPool { try? lab.start() }
+                await offPool { try? lab.start() }
                 setup.startRecorder()
                 #expect(try await eventually(.seconds(20)) { setup.isRecording }, "the recorder never got media")
                 // When the MD has taken the recorder's subscription (observed within 20 ms).
