@@ -346,8 +346,9 @@ extension RecorderLabSuites {
             let longest = perParticipant.files.map(\.durationSeconds).max() ?? 0
             #expect(abs(duration - longest) <= 0.021, "mix \(duration) s, longest participant \(longest) s")
             // Every participant's beep is in the mix at the same time (both files share time zero).
-            // Beeps of different participants less than a beep apart merge in the mix: the mix
-            // then starts that beep at the earliest of them.
+            // Beeps of different participants less than a beep apart merge in the mix. Two equal
+            // tones a few ms apart can cancel each other at first (a 7.6 ms offset of the 1 kHz beep
+            // is 0.6 of a period, seen in a CI run), so the mix's onset may be any of the cluster's.
             let mix = try await decodedBeeps(path)
             var beeps: [Double] = []
             for file in perParticipant.files { beeps += try await decodedBeeps(file.path) }
@@ -358,7 +359,8 @@ extension RecorderLabSuites {
             var matched = 0
             for cluster in clusters {
                 let onset = cluster[0]
-                #expect(mix.contains { abs($0 - onset) <= 0.005 }, "a beep at \(onset) s (\(cluster)) is not in the mix: \(mix)")
+                #expect(mix.contains { $0 >= onset - 0.005 && $0 <= (cluster.last ?? onset) + 0.005 },
+                        "a beep at \(onset) s (\(cluster)) is not in the mix: \(mix)")
                 matched += cluster.count
             }
             #expect(matched >= 3)
