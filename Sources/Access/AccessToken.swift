@@ -172,7 +172,8 @@ private func writeExclusive(_ path: String, _ text: String, mode: mode_t) throws
     }
 }
 
-func hexText(_ bytes: some Sequence<UInt8>) -> String {
+/// Lower-case hex of `bytes` (key ids, hashes).
+public func hexText(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0F)]) }

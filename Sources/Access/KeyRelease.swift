@@ -220,7 +220,7 @@ public final class KeyReleaseAuthority: Sendable {
         return .success(KeyReleaseResponse(conference: conference, principal: claims.principal, role: claims.role.rawValue,
                                            decision: record.decision.rawValue, reason: decision.summary, granted: granted,
                                            refused: refused, auditSequence: entry.sequence,
-                                           auditHash: entry.hash.map { String(format: "%02x", $0) }.joined()))
+                                           auditHash: hexText(entry.hash)))
     }
 
     /// Opens an archived epoch key with the authority's key and seals it to the requester. The

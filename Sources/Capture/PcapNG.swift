@@ -116,11 +116,11 @@ struct PcapNG {
             case Self.interfaceDescriptionType:
                 try addInterface(body, offset: offset, length: length32)
             case Self.enhancedPacketType:
-                return try enhancedPacket(body, offset: offset, length: length32)
+                return try packetBlock(body, offset: offset, length: length32, obsolete: false)
             case Self.simplePacketType:
                 return try simplePacket(body, offset: offset, length: length32)
             case Self.packetType:
-                return try packet(body, offset: offset, length: length32)
+                return try packetBlock(body, offset: offset, length: length32, obsolete: true)
             default:
                 break  // statistics, name resolution, secrets, custom, …
             }
@@ -176,32 +176,18 @@ struct PcapNG {
         interfaces.append(interface)
     }
 
-    private func enhancedPacket(_ body: ByteView, offset: Int, length: UInt32) throws(CaptureError) -> PendingFrame {
+    /// An Enhanced Packet Block, or the obsolete Packet Block (`obsolete`): the same layout but
+    /// for the interface id, 32 bits in the first and 16 (then 16 of drop count) in the second.
+    private func packetBlock(_ body: ByteView, offset: Int, length: UInt32, obsolete: Bool) throws(CaptureError) -> PendingFrame {
+        let name = obsolete ? "packet block" : "enhanced packet block"
         guard body.count >= 20 else {
-            throw .badBlockLength(offset: offset, length: length,
-                                  reason: "enhanced packet block must be at least 32 bytes")
+            throw .badBlockLength(offset: offset, length: length, reason: "\(name) must be at least 32 bytes")
         }
-        let interfaceID = Int(body.u32(0, bigEndian: bigEndian))
+        let interfaceID = obsolete ? Int(body.u16(0, bigEndian: bigEndian)) : Int(body.u32(0, bigEndian: bigEndian))
         let ticks = UInt64(body.u32(4, bigEndian: bigEndian)) << 32 | UInt64(body.u32(8, bigEndian: bigEndian))
         let captured = body.u32(12, bigEndian: bigEndian)
         guard Int(captured) <= body.count - 20 else {
-            throw .badBlockLength(offset: offset, length: length,
-                                  reason: "captured length \(captured) runs past the enhanced packet block")
-        }
-        return frame(body.view(20, Int(captured)), interfaceID: interfaceID, ticks: ticks, length: length)
-    }
-
-    private func packet(_ body: ByteView, offset: Int, length: UInt32) throws(CaptureError) -> PendingFrame {
-        guard body.count >= 20 else {
-            throw .badBlockLength(offset: offset, length: length,
-                                  reason: "packet block must be at least 32 bytes")
-        }
-        let interfaceID = Int(body.u16(0, bigEndian: bigEndian))
-        let ticks = UInt64(body.u32(4, bigEndian: bigEndian)) << 32 | UInt64(body.u32(8, bigEndian: bigEndian))
-        let captured = body.u32(12, bigEndian: bigEndian)
-        guard Int(captured) <= body.count - 20 else {
-            throw .badBlockLength(offset: offset, length: length,
-                                  reason: "captured length \(captured) runs past the packet block")
+            throw .badBlockLength(offset: offset, length: length, reason: "captured length \(captured) runs past the \(name)")
         }
         return frame(body.view(20, Int(captured)), interfaceID: interfaceID, ticks: ticks, length: length)
     }

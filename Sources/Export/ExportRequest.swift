@@ -89,7 +89,7 @@ public struct ExportRequest: Sendable, Equatable {
 }
 
 extension ISO8601DateFormatter {
-    nonisolated(unsafe) static let percrec: ISO8601DateFormatter = {
+    nonisolated(unsafe) public static let percrec: ISO8601DateFormatter = {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f

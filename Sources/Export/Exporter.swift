@@ -111,12 +111,12 @@ public final class Exporter {
         let chosen = try Self.select(everyone, request.participants, conference: conference)
         try establishTimelines(run, sources: sources, participants: everyone)
         try resolveRange(run)
-        let selected = chosen.flatMap { $0.audio + (request.mix || !request.formats.contains(.webm) ? [] : $0.video) }.map(\.ssrc)
-        try checkRange?(run.origin, run.end, selected)
+        // Audio is always read; video only for WebM.
+        let readsVideo = !request.mix && request.formats.contains(.webm)
+        try checkRange?(run.origin, run.end, chosen.flatMap { $0.audio + (readsVideo ? $0.video : []) }.map(\.ssrc))
         let plan = try planOutputs(run, chosen)
 
-        // Progress counts the packets that will be read: audio always, video only for WebM.
-        let readsVideo = !request.mix && request.formats.contains(.webm)
+        // Progress counts the packets that will be read.
         run.total = chosen.reduce(0) { $0 + ($1.audio + (readsVideo ? $1.video : [])).reduce(0) { $0 + $1.packets } }
         do {
             try FileManager.default.createDirectory(atPath: request.outputDirectory, withIntermediateDirectories: true)

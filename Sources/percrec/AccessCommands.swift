@@ -158,7 +158,7 @@ struct AuthorityAudit: ParsableCommand {
         do { report = try AuditLog(archive: store).verify() } catch { throw operationalError("\(error)") }
         let shown = report.entries.filter { conference == nil || $0.record.conference == conference }
         if json {
-            try printJSON(AuditJSON(intact: report.isIntact, entries: report.entries.count, head: report.head.map(hexString),
+            try printJSON(AuditJSON(intact: report.isIntact, entries: report.entries.count, head: report.head.map(hexText),
                                     shown: shown.map(AuditJSON.Entry.init), problems: report.problems.map(AuditJSON.Problem.init)))
         } else {
             for e in shown { print(Self.line(e)) }
@@ -168,7 +168,7 @@ struct AuthorityAudit: ParsableCommand {
                     print("audit log empty")
                 } else {
                     let filtered = conference.map { " (\(shown.count) for conference \"\($0)\")" } ?? ""
-                    print("audit log intact: \(report.entries.count) entries\(filtered), head \(report.head.map(hexString) ?? "-")")
+                    print("audit log intact: \(report.entries.count) entries\(filtered), head \(report.head.map(hexText) ?? "-")")
                 }
             }
         }
@@ -183,7 +183,7 @@ struct AuthorityAudit: ParsableCommand {
         let r = e.record
         return "#\(e.sequence) \(isoTime(r.at)) \(r.principal) \(r.role) \(r.conference) \(r.decision.rawValue) "
             + "granted=[\(r.granted.joined(separator: ","))] refused=[\(r.refused.joined(separator: ","))] "
-            + "reason=\(quoted(r.reason)) hash=\(hexString(e.hash.prefix(8)))"
+            + "reason=\(quoted(r.reason)) hash=\(hexText(e.hash.prefix(8)))"
     }
 
     static func quoted(_ s: String) -> String {
@@ -209,8 +209,8 @@ struct AuthorityAudit: ParsableCommand {
                 refused = e.record.refused
                 decision = e.record.decision.rawValue
                 reason = e.record.reason
-                previousHash = hexString(e.previousHash)
-                hash = hexString(e.hash)
+                previousHash = hexText(e.previousHash)
+                hash = hexText(e.hash)
             }
         }
         struct Problem: Encodable {
@@ -225,4 +225,3 @@ struct AuthorityAudit: ParsableCommand {
     }
 }
 
-func hexString(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

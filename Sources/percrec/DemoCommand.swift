@@ -238,10 +238,8 @@ struct Demo: AsyncParsableCommand {
         let directory = (out as NSString).appendingPathComponent(conference) + "/dave"
         let common = ["export", "--archive", archive, "--conference", conference, "--token", token, "--authority", url,
                       "--authority-ca", certificate, "--participant", "bob", "--format", "ogg", "--out", directory, "--overwrite"]
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         for (what, extra) in [("bob's whole recording", [String]()),
-                              ("bob from dave's join on", ["--from", formatter.string(from: Date(timeIntervalSince1970: join))])] {
+                              ("bob from dave's join on", ["--from", ISO8601DateFormatter.percrec.string(from: Date(timeIntervalSince1970: join))])] {
             let result = Self.runChild(common + extra)
             print("\n  dave asks for \(what): percrec export --token … --participant bob\(extra.isEmpty ? "" : " --from <his join>") → exit \(result.status)")
             for l in result.stderr.split(separator: "\n") where l.hasPrefix("authority:") || l.hasPrefix("refused:") || l.hasPrefix("error:") {
